@@ -1,0 +1,53 @@
+# The one entry point for people and CI. `make serve` and `make test` work on a fresh machine.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+MS_VENV := .venv-ministack
+STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
+MS_STAMP := $(MS_VENV)/.installed
+
+.PHONY: serve test lint typecheck pytest install install-test ministack browser bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(TEST_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP) $@
+
+# The S3 test server lives in its own virtualenv: it pins a botocore that clashes with a current boto3.
+$(MS_STAMP):
+	$(PYTHON) -m venv $(MS_VENV)
+	$(MS_VENV)/bin/pip install --quiet 'ministack==1.5.33'
+	touch $@
+
+install: $(STAMP)
+install-test: $(TEST_STAMP) $(MS_STAMP)
+
+serve: $(STAMP)
+	$(BIN)/callvault db upgrade
+	$(BIN)/callvault serve
+
+lint: $(TEST_STAMP)
+	$(BIN)/ruff check callvault tests bench
+	$(BIN)/ruff format --check callvault tests bench
+
+typecheck: $(TEST_STAMP)
+	$(BIN)/mypy
+
+pytest: install-test
+	CALLVAULT_MINISTACK=$(CURDIR)/$(MS_VENV)/bin/ministack $(BIN)/pytest $(PYTEST_ARGS)
+
+test: lint typecheck pytest
+
+bench: install-test
+	$(BIN)/python bench/ingest.py
+
+clean:
+	rm -rf $(VENV) $(MS_VENV) callvault-data .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Database layer: models, the engine wrapper, repositories and Alembic migrations."""

@@ -1,0 +1,1 @@
+"""Everything that talks Twilio: webhook signatures, the REST/media gateway, and the simulator."""
