@@ -1,0 +1,63 @@
+"""Database fixtures: every test that asks for ``db`` runs on SQLite, and on PostgreSQL when
+CALLVAULT_TEST_DATABASE_URL is set (skipped with a visible reason otherwise)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from callvault.db.database import Database
+from callvault.db.migrate import upgrade
+
+PG_ENV = "CALLVAULT_TEST_DATABASE_URL"
+
+
+def postgres_base_url() -> str | None:
+    url = os.environ.get(PG_ENV)
+    return url or None
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty, migrated database URL: SQLite in tmp_path, or a new schema-less database on the
+    PostgreSQL server named by CALLVAULT_TEST_DATABASE_URL (created and dropped per test)."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'callvault.db'}"
+        db = Database(url)
+        upgrade(db)
+        db.dispose()
+        yield url
+        return
+    base = postgres_base_url()
+    if base is None:
+        pytest.skip(f"PostgreSQL half skipped: set {PG_ENV}=postgresql+psycopg://… to run it")
+    yield from _fresh_postgres(base)
+
+
+def _fresh_postgres(base: str) -> Iterator[str]:
+    name = f"cv_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = base.rsplit("/", 1)[0] + "/" + name
+    db = Database(url)
+    upgrade(db)
+    db.dispose()
+    try:
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[Database]:
+    database = Database(database_url)
+    yield database
+    database.dispose()
