@@ -59,7 +59,7 @@ class Settings(BaseSettings):
     twilio_api_key_sid: str | None = None
     twilio_api_key_secret: SecretStr | None = None
     twilio_api_base_url: str = "https://api.twilio.com"
-    public_url: str | None = None
+    public_url: str = ""
     delete_from_twilio: bool = True
     media_format: MediaFormat = MediaFormat.WAV
     max_media_mb: int = Field(default=4096, ge=1)
@@ -73,6 +73,7 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(default=2, ge=1, le=64)
     worker_poll_seconds: float = Field(default=1.0, gt=0)
     http_timeout_seconds: float = Field(default=30.0, gt=0)
+    failpoints: str = ""  # testing only: see callvault.pipeline.failpoints
 
     # -- playback and access --------------------------------------------------------------------
     playback_ttl_seconds: int = Field(default=30, ge=1, le=3600)
@@ -104,15 +105,23 @@ class Settings(BaseSettings):
 
     @field_validator("twilio_api_base_url", "public_url")
     @classmethod
-    def _http_url(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
+    def _http_url(cls, value: str) -> str:
+        if not value:
+            return value
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("must be an absolute http(s) URL")
         if parts.query or parts.fragment:
             raise ValueError("must not carry a query or fragment")
         return value.rstrip("/")
+
+    @field_validator("failpoints")
+    @classmethod
+    def _failpoints(cls, value: str) -> str:
+        from callvault.pipeline.failpoints import Failpoints
+
+        Failpoints(value)  # raises ValueError naming an unknown point
+        return value
 
     @field_validator("log_level")
     @classmethod
@@ -161,6 +170,11 @@ class Settings(BaseSettings):
             raise _contradiction("twilio_auth_token", "account SID and auth token must be set together")
         if self.twilio_api_key_sid and not self.twilio_account_sid:
             raise _contradiction("twilio_account_sid", "is required when an API key is set")
+        if not self.public_url:
+            if not self.demo:
+                raise _contradiction("public_url", "is required when Twilio credentials are set")
+            host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host  # noqa: S104
+            object.__setattr__(self, "public_url", f"http://{host}:{self.port}")
         if self.retry_max_seconds < self.retry_base_seconds:
             raise _contradiction("retry_max_seconds", "must not be smaller than CALLVAULT_RETRY_BASE_SECONDS")
         return self

@@ -1,0 +1,1 @@
+"""The custody pipeline: intake of callbacks, then claim → fetch → store → verify → delete at Twilio."""
