@@ -1,3 +1,5 @@
 pytest_plugins = [
     "tests.plugins.database",
+    "tests.plugins.s3",
+    "tests.plugins.playback",
 ]
