@@ -19,3 +19,8 @@ class Context:
     secret_key: bytes = field(repr=False)
     # Account SID -> AuthToken used to validate webhook signatures (the owning account's token).
     auth_tokens: dict[str, str] = field(default_factory=dict, repr=False)
+
+    def close(self) -> None:
+        """Release connections: database pool and Twilio HTTP clients."""
+        self.gateway.close()
+        self.db.dispose()

@@ -9,7 +9,10 @@ import re
 # bearer tokens in headers (never logged by us, redacted anyway should a library log them).
 _PATTERNS = [
     (re.compile(r"(/media/)[A-Za-z0-9_\-.~%]+"), r"\1[redacted]"),
-    (re.compile(r"((?:X-Amz-(?:Signature|Credential|Security-Token))=)[^&\s\"']+", re.IGNORECASE), r"\1[redacted]"),
+    (
+        re.compile(r"((?:X-Amz-(?:Signature|Credential|Security-Token))=)[^&\s\"']+", re.IGNORECASE),
+        r"\1[redacted]",
+    ),
     (re.compile(r"(Bearer\s+)\S+", re.IGNORECASE), r"\1[redacted]"),
     (re.compile(r"\bcvt_[A-Za-z0-9_\-]+"), "cvt_[redacted]"),
     (re.compile(r"(cv_session=)[^;\s]+"), r"\1[redacted]"),

@@ -28,7 +28,9 @@ def build_context(settings: Settings, *, account: TwilioAccount | None = None) -
     """Wire database, store and Twilio gateway from ``settings`` (or the demo simulator's ``account``)."""
     account = account or TwilioAccount.from_settings(settings)
     if account is None:
-        raise ConfigError("CALLVAULT_TWILIO_ACCOUNT_SID: not set (demo mode runs only inside `callvault serve`)")
+        raise ConfigError(
+            "CALLVAULT_TWILIO_ACCOUNT_SID: not set (demo mode runs only inside `callvault serve`)"
+        )
     db = Database(settings.database_url, pool_size=settings.worker_concurrency + 8)
     store = open_store(settings)
     gateway = TwilioGateway(

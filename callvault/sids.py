@@ -28,7 +28,7 @@ def is_sid(value: object, prefix: str) -> bool:
 
 
 def require_sid(value: object, prefix: str, *, field: str | None = None) -> str:
-    """Return ``value`` when it is a well-formed SID of kind ``prefix``; raise :class:`InvalidSid` otherwise."""
+    """Return ``value`` when it is a well-formed SID of kind ``prefix``, else raise :class:`InvalidSid`."""
     if is_sid(value, prefix):
         assert isinstance(value, str)
         return value

@@ -26,12 +26,14 @@ def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
 def make_context(
     *, settings: Settings, database_url: str, account: TwilioAccount, store: Any = None
 ) -> Context:
-    """A Context on a real database, a real store (file store under DATA_DIR by default) and a real gateway."""
+    """A Context on a real database, a real store (file store in DATA_DIR by default), a real gateway."""
     return Context(
         settings=settings,
         db=Database(database_url),
         store=store if store is not None else FileStore(settings.data_dir / "recordings"),
-        gateway=TwilioGateway(account, timeout_seconds=5.0, max_media_bytes=settings.max_media_mb * 1024 * 1024),
+        gateway=TwilioGateway(
+            account, timeout_seconds=5.0, max_media_bytes=settings.max_media_mb * 1024 * 1024
+        ),
         secret_key=settings.load_secret_key(),
         auth_tokens={account.account_sid: account.auth_token},
     )

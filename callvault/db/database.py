@@ -35,7 +35,9 @@ class Database:
         if self.is_sqlite:
             _sqlite_transaction_control(self.engine)
         self._reader = sessionmaker(self.engine, expire_on_commit=False)
-        writer_engine = self.engine.execution_options(sqlite_begin="IMMEDIATE") if self.is_sqlite else self.engine
+        writer_engine = (
+            self.engine.execution_options(sqlite_begin="IMMEDIATE") if self.is_sqlite else self.engine
+        )
         self._writer = sessionmaker(writer_engine, expire_on_commit=False)
 
     @contextmanager

@@ -39,7 +39,7 @@ class Base(DeclarativeBase):
 
 
 class RecordingStatus(enum.StrEnum):
-    """What an operator sees. ``stored`` means verified in the vault (and gone from Twilio when configured)."""
+    """What an operator sees. ``stored``: verified in the vault (and gone from Twilio when configured)."""
 
     PENDING = "pending"
     STORED = "stored"

@@ -63,8 +63,9 @@ def insert_if_absent(session: Session, values: dict[str, Any]) -> bool:
     dialect = session.get_bind().dialect.name
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
     stmt = insert(Recording).values(**values).on_conflict_do_nothing(index_elements=["sid"])
-    result = session.execute(stmt)
-    return bool(getattr(result, "rowcount", 0))
+    # RETURNING, not rowcount: psycopg reports a rowcount for ON CONFLICT DO NOTHING that SQLAlchemy
+    # does not pass through reliably.
+    return session.execute(stmt.returning(Recording.sid)).first() is not None
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,7 @@ def claim_next(session: Session, *, owner: str, lease_seconds: float, now: datet
     """Claim the next due pending recording for ``owner``, or None.
 
     Runs inside ``Database.write()``: on SQLite the transaction already holds the write lock (``BEGIN
-    IMMEDIATE``); on PostgreSQL ``FOR UPDATE SKIP LOCKED`` lets concurrent workers pass over each other's rows.
+    IMMEDIATE``); on PostgreSQL ``FOR UPDATE SKIP LOCKED`` lets concurrent workers skip each other's rows.
     A row whose lease expired (its worker died) is due again.
     """
     stmt = (
@@ -194,7 +195,9 @@ def list_recordings(
         stmt = stmt.where(Recording.created_at < created_to)
     if search:
         term = search.strip()
-        stmt = stmt.where(or_(Recording.sid == term, Recording.call_sid == term, Recording.account_sid == term))
+        stmt = stmt.where(
+            or_(Recording.sid == term, Recording.call_sid == term, Recording.account_sid == term)
+        )
     if cursor:
         created, sid = decode_cursor(cursor)
         stmt = stmt.where(

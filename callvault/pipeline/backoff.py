@@ -10,4 +10,4 @@ def backoff_delay(attempt: int, *, base: float, cap: float, rng: random.Random |
     random factor in [0.5, 1] so workers that failed together do not retry together."""
     exponent = max(attempt - 1, 0)
     raw = cap if exponent >= 32 else min(cap, base * (2**exponent))
-    return raw * (rng or random).uniform(0.5, 1.0)  # noqa: S311 - jitter, not security
+    return raw * (rng or random).uniform(0.5, 1.0)

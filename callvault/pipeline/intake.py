@@ -67,7 +67,9 @@ def parse_status_callback(
     status = single(params, "RecordingStatus")
     if status not in KNOWN_STATUSES:
         raise InvalidInput(f"RecordingStatus must be one of {', '.join(sorted(KNOWN_STATUSES))}")
-    _check_recording_url(single(params, "RecordingUrl"), api_base_url=api_base_url, account=account, sid=recording)
+    _check_recording_url(
+        single(params, "RecordingUrl"), api_base_url=api_base_url, account=account, sid=recording
+    )
     return StatusCallback(
         account_sid=account,
         recording_sid=recording,
@@ -88,8 +90,17 @@ def _check_recording_url(url: str | None, *, api_base_url: str, account: str, si
         return
     expected = urlsplit(f"{api_base_url}/2010-04-01/Accounts/{account}/Recordings/{sid}")
     given = urlsplit(url)
-    same_origin = (given.scheme, given.hostname, given.port) == (expected.scheme, expected.hostname, expected.port)
-    path_ok = given.path in (expected.path, expected.path + ".wav", expected.path + ".mp3", expected.path + ".json")
+    same_origin = (given.scheme, given.hostname, given.port) == (
+        expected.scheme,
+        expected.hostname,
+        expected.port,
+    )
+    path_ok = given.path in (
+        expected.path,
+        expected.path + ".wav",
+        expected.path + ".mp3",
+        expected.path + ".json",
+    )
     if not (same_origin and path_ok) or given.query or given.fragment:
         raise InvalidInput("RecordingUrl does not point at this recording on the configured Twilio API")
 
@@ -146,10 +157,14 @@ def record_status_callback(db: Database, callback: StatusCallback, *, now: datet
                     Recording.status == RecordingStatus.FAILED,
                     Recording.last_error.startswith(_TWILIO_REPORTED),
                 )
-                .values(status=RecordingStatus.PENDING, stage=Stage.FETCH, last_error=None, next_attempt_at=now)
+                .values(
+                    status=RecordingStatus.PENDING, stage=Stage.FETCH, last_error=None, next_attempt_at=now
+                )
             )
             return IntakeResult.QUEUED if revived.rowcount else IntakeResult.DUPLICATE  # type: ignore[attr-defined]
         code = f" (error {callback.error_code})" if callback.error_code else ""
         reason = f"{_TWILIO_REPORTED}{callback.status}{code}; there is no media to keep"
-        inserted = insert_if_absent(session, {**values, "status": RecordingStatus.FAILED, "last_error": reason})
+        inserted = insert_if_absent(
+            session, {**values, "status": RecordingStatus.FAILED, "last_error": reason}
+        )
         return IntakeResult.NOTED_FAILED if inserted else IntakeResult.DUPLICATE

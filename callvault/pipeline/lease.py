@@ -15,7 +15,9 @@ from callvault.pipeline.outcomes import LeaseLost
 
 
 class Lease:
-    def __init__(self, db: Database, claim: Claim, *, lease_seconds: float, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self, db: Database, claim: Claim, *, lease_seconds: float, clock: Callable[[], datetime]
+    ) -> None:
         self.db = db
         self.claim = claim
         self.lease_seconds = lease_seconds

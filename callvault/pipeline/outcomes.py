@@ -7,7 +7,7 @@ recording a state change. :class:`LeaseLost` means another worker owns the recor
 from __future__ import annotations
 
 
-class Outcome(Exception):  # noqa: N818 - control flow, not an error
+class Outcome(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason

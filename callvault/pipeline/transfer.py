@@ -122,7 +122,9 @@ class Transfer:
         )
         self.failpoints.hit("after_metadata", self.claim.sid)
         max_bytes = settings.max_media_mb * 1024 * 1024
-        with self.ctx.gateway.open_media(self.claim.account_sid, self.claim.sid, settings.media_format) as media:
+        with self.ctx.gateway.open_media(
+            self.claim.account_sid, self.claim.sid, settings.media_format
+        ) as media:
             expected_type = CONTENT_TYPES[settings.media_format]
             if media.content_type != expected_type:
                 raise NotAudio(f"asked for {expected_type}, got {media.content_type}")
@@ -166,7 +168,9 @@ class Transfer:
         if found is None or found.size != size or found.checksum != checksum:
             what = "missing" if found is None else f"size {found.size} / checksum {found.checksum}"
             self.lease.write({"stage": Stage.FETCH, "stored_at": None})
-            raise RetryLater(f"stored copy did not verify (expected size {size}, found {what}); fetching again")
+            raise RetryLater(
+                f"stored copy did not verify (expected size {size}, found {what}); fetching again"
+            )
 
     # -- delete at Twilio ---------------------------------------------------------------------------
     def _delete_at_twilio(self, *, check_first: bool) -> None:

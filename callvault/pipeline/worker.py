@@ -59,7 +59,9 @@ class Worker:
     # -- lifecycle --------------------------------------------------------------------------------
     def start(self) -> None:
         for index in range(self.concurrency):
-            thread = threading.Thread(target=self._loop, args=(index,), name=f"callvault-worker-{index}", daemon=True)
+            thread = threading.Thread(
+                target=self._loop, args=(index,), name=f"callvault-worker-{index}", daemon=True
+            )
             thread.start()
             self._threads.append(thread)
 
@@ -99,7 +101,12 @@ class Worker:
             return False
         lease = Lease(self.ctx.db, claim, lease_seconds=self.ctx.settings.lease_seconds, clock=self.clock)
         transfer = Transfer(
-            self.ctx, lease, stop=self.stopping, clock=self.clock, failpoints=self.failpoints, audit=self.audit
+            self.ctx,
+            lease,
+            stop=self.stopping,
+            clock=self.clock,
+            failpoints=self.failpoints,
+            audit=self.audit,
         )
         try:
             transfer.run()
@@ -127,7 +134,9 @@ class Worker:
             return
         delay = outcome.delay
         if delay is None:
-            delay = backoff_delay(claim.attempts, base=settings.retry_base_seconds, cap=settings.retry_max_seconds)
+            delay = backoff_delay(
+                claim.attempts, base=settings.retry_base_seconds, cap=settings.retry_max_seconds
+            )
         delay = min(max(delay, 0.0), settings.retry_max_seconds)
         log.info("recording %s: retry in %.1fs: %s", claim.sid, delay, outcome.reason)
         self._settle(

@@ -56,8 +56,10 @@ def run_server(settings: Settings, *, with_worker: bool) -> None:
             worker.start()
             stack.callback(worker.stop, timeout=settings.lease_seconds)
         if demo is not None:
-            print(  # noqa: T201 - the banner is for the person at the terminal
-                DEMO_BANNER.format(simulator=demo.simulator.base_url, calls=settings.demo_calls, url=settings.public_url),
+            print(
+                DEMO_BANNER.format(
+                    simulator=demo.simulator.base_url, calls=settings.demo_calls, url=settings.public_url
+                ),
                 flush=True,
             )
             threading.Thread(target=_place_demo_calls, args=(server, demo, settings), daemon=True).start()

@@ -40,9 +40,14 @@ async def _verified_params(request: Request, ctx: Context) -> dict[str, list[str
     token = ctx.auth_tokens.get(claimed or "") or next(iter(ctx.auth_tokens.values()), None)
     if token is None:
         raise SignatureInvalid("no Twilio account is configured")
-    url = signed_url(ctx.settings.public_url, request.scope["raw_path"].decode("latin-1"),
-                     request.scope.get("query_string", b""))
-    validate_signature(auth_token=token, url=url, params=params, signature=request.headers.get("x-twilio-signature"))
+    url = signed_url(
+        ctx.settings.public_url,
+        request.scope["raw_path"].decode("latin-1"),
+        request.scope.get("query_string", b""),
+    )
+    validate_signature(
+        auth_token=token, url=url, params=params, signature=request.headers.get("x-twilio-signature")
+    )
     return params
 
 
