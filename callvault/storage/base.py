@@ -33,7 +33,12 @@ class PutResult:
 
 
 class Store(Protocol):
-    """A place recordings are kept. Keys are built only by ``callvault.storage.keys`` from validated SIDs."""
+    """A place recordings are kept. Keys are built only by ``callvault.storage.keys`` from validated SIDs;
+    every method checks the key again (``keys.validate_key``) and raises
+    :class:`~callvault.errors.InvalidInput` for an absolute key, ``..``/``.``/empty segments, segments
+    starting with ``.``, backslashes or control characters. Failures of the backend itself (I/O errors,
+    S3 refusing or unreachable) raise :class:`~callvault.errors.StorageError`, with messages that never
+    carry credentials."""
 
     description: str  # e.g. "file:///srv/callvault" or "s3://bucket/prefix", for logs and doctor
 
@@ -44,8 +49,10 @@ class Store(Protocol):
         bounded by one chunk plus one part buffer whatever the size; no plaintext temporary file is left
         behind when ``chunks`` raises or the process dies (a leftover partial upload is at most an
         incomplete multipart upload, aborted on error, or an unreadable ``.partial`` file removed on the next
-        put of that key). More than ``max_bytes`` raises :class:`~callvault.errors.InvalidInput` and stores
-        nothing. An exception from ``chunks`` propagates unchanged and stores nothing.
+        put into that directory). More than ``max_bytes`` raises
+        :class:`~callvault.errors.PayloadTooLarge` (an ``InvalidInput``) and stores nothing. An exception
+        from ``chunks`` propagates unchanged and stores nothing; a failed overwrite leaves the previous
+        object as it was.
         """
         ...
 
@@ -60,7 +67,11 @@ class Store(Protocol):
     def open(self, key: str, *, start: int = 0, end: int | None = None) -> Iterator[bytes]:
         """Stream bytes ``start``..``end`` (inclusive; ``None`` = to the end) of the object.
 
-        Raises :class:`~callvault.errors.ObjectMissing` when there is none.
+        HTTP range semantics: an ``end`` past the object is clamped; a negative ``start``, an ``end`` before
+        ``start`` or a ``start`` at or past the end of the object (unless the whole object is asked for)
+        raises :class:`~callvault.errors.InvalidInput`. A missing object raises
+        :class:`~callvault.errors.ObjectMissing` here, at the call, not on the first chunk. The returned
+        iterator has ``close()``; closing it, exhausting it or dropping it releases the file or connection.
         """
         ...
 
