@@ -2,7 +2,8 @@
 
 Custody must survive a crash at any instant; tests prove it by killing a real ``callvault worker`` at each
 step (fail-rs / FoundationDB style). Inactive unless CALLVAULT_FAILPOINTS names points (testing only):
-``after_metadata,mid_download,mid_upload,after_upload,after_verify,after_twilio_delete``; a point may be
+``after_metadata,mid_download,mid_upload,after_upload,after_verify,before_twilio_delete,
+after_twilio_delete``; a point may be
 limited to one recording with ``point@RE…``.
 """
 
@@ -12,7 +13,15 @@ import os
 import signal
 
 POINTS = frozenset(
-    {"after_metadata", "mid_download", "mid_upload", "after_upload", "after_verify", "after_twilio_delete"}
+    {
+        "after_metadata",
+        "mid_download",
+        "mid_upload",
+        "after_upload",
+        "after_verify",
+        "before_twilio_delete",
+        "after_twilio_delete",
+    }
 )
 
 

@@ -88,6 +88,7 @@ class Transfer:
                 self.lease.finish({"stage": Stage.DONE, "status": RecordingStatus.STORED, "stored_at": now})
                 return
             self.lease.write({"stage": Stage.DELETE_TWILIO, "stored_at": self.clock(), "last_error": None})
+            self.failpoints.hit("before_twilio_delete", self.claim.sid)
         self._delete_at_twilio(check_first=resumed_at_delete)
 
     # -- fetch --------------------------------------------------------------------------------------
