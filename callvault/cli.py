@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -198,6 +198,403 @@ def recordings_retry(sid: str = typer.Argument(..., help="RecordingSid (RE…)")
     finally:
         db.dispose()
     err.print(f"{sid} queued for a new attempt")
+
+
+# ------------------------------------------------------------------------------------- users, tokens
+def _prompt_password(password_stdin: bool) -> str:
+    from callvault.errors import InvalidInput
+
+    if password_stdin:
+        return sys.stdin.readline().removesuffix("\n").removesuffix("\r")
+    if not sys.stdin.isatty():
+        raise InvalidInput("no terminal to ask for a password on: pipe it with --password-stdin")
+    password: str = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    return password
+
+
+def _split_accounts(values: list[str] | None) -> list[str] | None:
+    if not values:
+        return None
+    return [part.strip() for value in values for part in value.split(",") if part.strip()]
+
+
+@users_app.command("add")
+@handle_errors
+def users_add(
+    email: str = typer.Argument(..., help="Login email (stored lower-case)."),
+    role: str = typer.Option(..., "--role", help="admin | auditor | listener"),
+    accounts: Annotated[
+        list[str] | None,
+        typer.Option("--accounts", help="AccountSid (AC…) the user may hear; repeatable or comma-separated."),
+    ] = None,
+    password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the password from stdin."),
+    no_password: bool = typer.Option(False, "--no-password", help="Only API tokens, no login."),
+) -> None:
+    """Add a user (the first admin is made this way). Asks twice for the password, hidden, unless
+    --password-stdin or --no-password is given; there is never a default password."""
+    from callvault import sids
+    from callvault.auth.passwords import check_policy
+    from callvault.auth.principal import CLI_PRINCIPAL
+    from callvault.auth.users import add_user, normalise_email
+    from callvault.db.models import Role
+    from callvault.errors import Conflict, InvalidInput
+
+    if role not in set(Role):
+        raise InvalidInput("--role must be one of admin, auditor, listener")
+    email = normalise_email(email)
+    scope = _split_accounts(accounts)
+    for account in scope or []:
+        sids.account_sid(account, field="--accounts")
+    db = open_database(settings())
+    try:
+        # Checked before asking for a password, and outside a write transaction: the prompt may take a while.
+        with db.read() as session:
+            from callvault.auth.users import list_users
+
+            if any(user.email == email for user in list_users(session)):
+                raise Conflict(f"a user {email} already exists")
+        password = None
+        if not no_password:
+            password = _prompt_password(password_stdin)
+            check_policy(password)
+        with db.write() as session:
+            user = add_user(
+                session,
+                email=email,
+                role=Role(role),
+                accounts=scope,
+                password=password,
+                actor=CLI_PRINCIPAL.actor,
+            )
+            user_id = user.id
+    finally:
+        db.dispose()
+    err.print(f"user {user_id} {email} added as {role}", markup=False)
+
+
+@users_app.command("list")
+@handle_errors
+def users_list(as_json: bool = typer.Option(False, "--json", help="One JSON object per line.")) -> None:
+    """List users, oldest first."""
+    import json
+
+    from rich.table import Table
+
+    from callvault.auth.users import list_users
+
+    db = open_database(settings())
+    try:
+        with db.read() as session:
+            views: list[dict[str, Any]] = [
+                {
+                    "id": user.id,
+                    "email": user.email,
+                    "role": user.role,
+                    "accounts": user.accounts,
+                    "disabled": user.disabled,
+                    "password": user.password_hash is not None,
+                    "created_at": user.created_at.isoformat(),
+                }
+                for user in list_users(session)
+            ]
+    finally:
+        db.dispose()
+    if as_json:
+        for view in views:
+            out.print(json.dumps(view), markup=False)
+        return
+    table = Table("id", "email", "role", "accounts", "state", "password", "created")
+    for view in views:
+        accounts = view["accounts"]
+        table.add_row(
+            str(view["id"]),
+            str(view["email"]),
+            str(view["role"]),
+            "all" if accounts is None else ", ".join(accounts) or "none",
+            "disabled" if view["disabled"] else "active",
+            "yes" if view["password"] else "no",
+            str(view["created_at"])[:19],
+        )
+    out.print(table)
+
+
+@users_app.command("disable")
+@handle_errors
+def users_disable(email: str = typer.Argument(..., help="The user's email.")) -> None:
+    """Disable a user: their sessions end now, their API tokens fail from the next request on."""
+    from callvault.auth.principal import CLI_PRINCIPAL
+    from callvault.auth.users import disable_user
+
+    db = open_database(settings())
+    try:
+        with db.write() as session:
+            user = disable_user(session, email, actor=CLI_PRINCIPAL.actor)
+            shown = user.email
+    finally:
+        db.dispose()
+    err.print(f"user {shown} is disabled", markup=False)
+
+
+@users_app.command("enable")
+@handle_errors
+def users_enable(email: str = typer.Argument(..., help="The user's email.")) -> None:
+    """Enable a disabled user again."""
+    from callvault.auth.principal import CLI_PRINCIPAL
+    from callvault.auth.users import enable_user
+
+    db = open_database(settings())
+    try:
+        with db.write() as session:
+            shown = enable_user(session, email, actor=CLI_PRINCIPAL.actor).email
+    finally:
+        db.dispose()
+    err.print(f"user {shown} is enabled", markup=False)
+
+
+@users_app.command("set-password")
+@handle_errors
+def users_set_password(
+    email: str = typer.Argument(..., help="The user's email."),
+    password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the password from stdin."),
+) -> None:
+    """Set a user's password (asked twice, hidden, unless --password-stdin). Their sessions end."""
+    from callvault.auth.passwords import check_policy
+    from callvault.auth.principal import CLI_PRINCIPAL
+    from callvault.auth.users import get_user_by_email, set_password
+
+    db = open_database(settings())
+    try:
+        with db.read() as session:
+            shown = get_user_by_email(session, email).email
+        password = _prompt_password(password_stdin)
+        check_policy(password)
+        with db.write() as session:
+            set_password(session, email=shown, password=password, actor=CLI_PRINCIPAL.actor)
+    finally:
+        db.dispose()
+    err.print(f"password of {shown} changed", markup=False)
+
+
+@tokens_app.command("create")
+@handle_errors
+def tokens_create(
+    email: str = typer.Argument(..., help="The user the token acts as."),
+    name: str = typer.Option(..., "--name", help="What it is for, e.g. 'crm'."),
+    expires_days: int | None = typer.Option(None, "--expires-days", help="Days until it expires."),
+) -> None:
+    """Create an API token, printed once, alone on the last line of stdout (only its hash is kept)."""
+    from callvault.auth.principal import CLI_PRINCIPAL
+    from callvault.auth.tokens import create_token
+
+    db = open_database(settings())
+    try:
+        with db.write() as session:
+            token, raw = create_token(
+                session, email=email, name=name, expires_days=expires_days, actor=CLI_PRINCIPAL.actor
+            )
+            token_id, expires = token.id, token.expires_at
+    finally:
+        db.dispose()
+    until = f"expires {expires.isoformat(timespec='seconds')}" if expires else "does not expire"
+    out.print(f"API token {token_id} ({name.strip()}) for {email.strip().lower()}, {until}.", markup=False)
+    out.print("Send it as 'Authorization: Bearer <token>'. It is shown only now: copy it.", markup=False)
+    typer.echo(raw)
+
+
+@tokens_app.command("list")
+@handle_errors
+def tokens_list(as_json: bool = typer.Option(False, "--json", help="One JSON object per line.")) -> None:
+    """List API tokens (never the tokens themselves), oldest first."""
+    import json
+    from datetime import UTC, datetime
+
+    from rich.table import Table
+
+    from callvault.auth.tokens import list_tokens
+    from callvault.auth.users import list_users
+
+    now = datetime.now(UTC)
+    db = open_database(settings())
+    try:
+        with db.read() as session:
+            emails = {user.id: user.email for user in list_users(session)}
+            tokens = list_tokens(session)
+    finally:
+        db.dispose()
+
+    def when(at: datetime | None) -> str | None:
+        return at.isoformat(timespec="seconds") if at else None
+
+    views = [
+        {
+            "id": token.id,
+            "email": emails.get(token.user_id),
+            "name": token.name,
+            "state": "revoked"
+            if token.revoked_at
+            else "expired"
+            if token.expires_at and token.expires_at <= now
+            else "active",
+            "created_at": when(token.created_at),
+            "expires_at": when(token.expires_at),
+            "revoked_at": when(token.revoked_at),
+            "last_used_at": when(token.last_used_at),
+        }
+        for token in tokens
+    ]
+    if as_json:
+        for view in views:
+            out.print(json.dumps(view), markup=False)
+        return
+    table = Table("id", "user", "name", "state", "created", "expires", "last used")
+    for view in views:
+        cells = (view["id"], view["email"], view["name"], view["state"])
+        times = (view["created_at"], view["expires_at"], view["last_used_at"])
+        table.add_row(*(str(cell) for cell in cells), *(str(at or "")[:19] for at in times))
+    out.print(table)
+
+
+@tokens_app.command("revoke")
+@handle_errors
+def tokens_revoke(token_id: int = typer.Argument(..., help="The token's id (see `tokens list`).")) -> None:
+    """Revoke an API token; it fails from the next request on."""
+    from callvault.auth.principal import CLI_PRINCIPAL
+    from callvault.auth.tokens import revoke_token
+
+    db = open_database(settings())
+    try:
+        with db.write() as session:
+            revoke_token(session, token_id=token_id, actor=CLI_PRINCIPAL.actor)
+    finally:
+        db.dispose()
+    err.print(f"token {token_id} is revoked")
+
+
+# -------------------------------------------------------------------------------------------- audit
+@audit_app.command("verify")
+@handle_errors
+def audit_verify() -> None:
+    """Recompute the hash chain. Exit 0 when intact; otherwise exit 3 naming the first bad entry."""
+    from callvault.audit.trail import verify
+    from callvault.errors import AuditChainBroken
+
+    db = open_database(settings())
+    try:
+        with db.read() as session:
+            result = verify(session)
+    finally:
+        db.dispose()
+    if not result.ok:
+        raise AuditChainBroken(
+            f"audit trail broken at entry {result.first_bad_id}: {result.reason}"
+            f" ({result.checked} entries intact before it)",
+            entry_id=result.first_bad_id or 0,
+        )
+    out.print(f"audit trail intact: {result.checked} entries")
+
+
+@audit_app.command("export")
+@handle_errors
+def audit_export(
+    since: str | None = typer.Option(None, "--since", help="Only entries from this UTC day on (YYYY-MM-DD)."),
+    fmt: str = typer.Option("jsonl", "--format", help="jsonl (canonical, re-verifiable) | csv"),
+) -> None:
+    """Write the audit trail to stdout, hashes included, oldest first."""
+    import os
+    from datetime import UTC, datetime
+
+    from callvault.audit.trail import export
+    from callvault.errors import InvalidInput
+
+    if fmt not in ("jsonl", "csv"):
+        raise InvalidInput("--format must be jsonl or csv")
+    start = None
+    if since is not None:
+        try:
+            start = datetime.strptime(since, "%Y-%m-%d").replace(tzinfo=UTC)
+        except ValueError:
+            raise InvalidInput("--since must be a date, YYYY-MM-DD") from None
+    db = open_database(settings())
+    try:
+        with db.read() as session:
+            for chunk in export(session, since=start, fmt="csv" if fmt == "csv" else "jsonl"):
+                sys.stdout.write(chunk)
+            sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly; point stdout at devnull so the exit flush is silent.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise typer.Exit(1) from None
+    finally:
+        db.dispose()
+
+
+@audit_app.command("list")
+@handle_errors
+def audit_list(
+    limit: int = typer.Option(50, min=1, max=1000, help="At most this many, newest first."),
+    action: str | None = typer.Option(None, help="Only this action, e.g. login.failure."),
+    recording: str | None = typer.Option(None, help="Only entries about this RecordingSid (RE…)."),
+) -> None:
+    """Show the newest audit entries."""
+    from rich.table import Table
+
+    from callvault.audit.chain import canonical_json
+    from callvault.audit.trail import list_entries
+
+    db = open_database(settings())
+    try:
+        with db.read() as session:
+            entries = list_entries(session, limit=limit, action=action, recording_sid=recording)
+    finally:
+        db.dispose()
+    table = Table("id", "at", "actor", "action", "recording", "client", "detail")
+    for entry in entries:
+        detail = canonical_json(entry.detail) if entry.detail is not None else ""
+        at = entry.at.isoformat(timespec="seconds")
+        where = (entry.recording_sid or "", entry.client_ip or "")
+        table.add_row(str(entry.id), at, entry.actor, entry.action, *where, detail)
+    out.print(table, markup=False)
+
+
+# ------------------------------------------------------------------------------------------ presign
+@app.command("presign")
+@handle_errors
+def presign(
+    sid: str = typer.Argument(..., help="The RecordingSid (RE…)."),
+    ttl: int | None = typer.Option(
+        None,
+        "--ttl",
+        min=1,
+        max=3600,
+        help="Seconds the URL stays valid (default CALLVAULT_PLAYBACK_TTL_SECONDS).",
+    ),
+) -> None:
+    """Print a short-lived playback URL for one stored recording (audited, actor "cli").
+
+    File-store and proxy URLs are built on CALLVAULT_PUBLIC_URL, where `callvault serve` must be running to
+    answer them.
+    """
+    from callvault.auth.principal import CLI_PRINCIPAL
+    from callvault.playback.service import StandaloneContext, issue_link
+    from callvault.storage.factory import open_store
+
+    cfg = settings()
+    db = open_database(cfg)
+    try:
+        ctx = StandaloneContext(settings=cfg, db=db, store=open_store(cfg), secret_key=cfg.load_secret_key())
+        link = issue_link(
+            ctx,
+            CLI_PRINCIPAL,
+            sid,
+            client_ip=None,
+            user_agent=None,
+            via="cli",
+            ttl_seconds=ttl,
+        )
+    finally:
+        db.dispose()
+    out.print(link.url, markup=False)
+    err.print(f"valid until {link.expires_at.isoformat()} ({link.mode})")
 
 
 def main() -> None:

@@ -1,5 +1,6 @@
 pytest_plugins = [
     "tests.plugins.database",
+    "tests.plugins.cli",
     "tests.plugins.twilio_sim",
     "tests.plugins.s3",
     "tests.plugins.playback",
