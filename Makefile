@@ -37,6 +37,7 @@ serve: $(STAMP)
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check callvault tests bench
 	$(BIN)/ruff format --check callvault tests bench
+	$(BIN)/hadolint Dockerfile
 
 typecheck: $(TEST_STAMP)
 	$(BIN)/mypy

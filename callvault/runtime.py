@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -11,6 +13,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import inspect
 from sqlalchemy.orm import Session
 
+from callvault import sids
 from callvault.context import Context
 from callvault.db.database import Database
 from callvault.errors import ConfigError, Unavailable
@@ -78,7 +81,18 @@ def demo_simulator(settings: Settings) -> Iterator[Demo]:
     """Demo mode: a built-in Twilio simulator on loopback stands in for Twilio."""
     from callvault.twilio.simulator.server import SimulatorServer
 
-    with SimulatorServer() as simulator:
+    # The demo account is kept in DATA_DIR so a restarted demo shows the same account's recordings.
+    path = settings.data_dir / "demo-account.json"
+    try:
+        saved = json.loads(path.read_text())
+    except (FileNotFoundError, ValueError):
+        saved = {}
+    if not (isinstance(saved, dict) and sids.is_sid(saved.get("account_sid"), "AC")):
+        saved = {"account_sid": "AC" + secrets.token_hex(16), "auth_token": secrets.token_hex(16)}
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(saved))
+        path.chmod(0o600)
+    with SimulatorServer(account_sid=saved["account_sid"], auth_token=str(saved["auth_token"])) as simulator:
         demo_settings = settings.model_copy(update={"twilio_api_base_url": simulator.base_url})
         account = TwilioAccount(
             account_sid=simulator.account_sid,

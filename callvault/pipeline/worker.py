@@ -90,6 +90,10 @@ class Worker:
             if not worked:
                 self.stopping.wait(poll)
 
+    @property
+    def _and_deleted(self) -> str:
+        return ", deleted at Twilio" if self.ctx.settings.delete_from_twilio else " (Twilio copy kept)"
+
     # -- one recording ----------------------------------------------------------------------------
     def run_once(self, *, owner: str | None = None) -> bool:
         """Claim one due recording and run one attempt on it. False when nothing was due."""
@@ -110,7 +114,7 @@ class Worker:
         )
         try:
             transfer.run()
-            log.info("recording %s stored and verified", claim.sid)
+            log.info("recording %s: in the vault, verified%s", claim.sid, self._and_deleted)
         except RetryLater as outcome:
             self._retry(lease, claim, outcome)
         except Permanent as outcome:
