@@ -82,6 +82,17 @@ class Gateway(Protocol):
         """
         ...
 
+    def list_recordings(
+        self,
+        *,
+        account_sid: str,
+        created_on_or_after: date | None,
+        created_on_or_before: date | None,
+        page_size: int = 1000,
+    ) -> Iterator[RecordingMetadata]:
+        """Every recording of the account created in the inclusive UTC day range, following pages lazily."""
+        ...
+
     def close(self) -> None:
         """Release connections; the gateway is not used afterwards."""
         ...

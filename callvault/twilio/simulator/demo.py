@@ -46,6 +46,9 @@ class DemoCaller:
         if self._thread.is_alive():
             self._thread.join(timeout)
 
+    def is_alive(self) -> bool:
+        return self._thread.is_alive()
+
     def join(self, timeout: float | None = None) -> None:
         """Wait until every call was placed (or the caller was stopped)."""
         self._thread.join(timeout)
