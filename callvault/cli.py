@@ -1,5 +1,6 @@
 """The ``callvault`` command. Every command builds the settings once and passes them down; errors from
-callvault's error tree end the command with one line on stderr and the error's exit code, never a traceback."""
+callvault's error tree end the command with one line on stderr and the error's exit code, never a
+traceback."""
 
 from __future__ import annotations
 
@@ -85,7 +86,9 @@ def db_upgrade() -> None:
 def serve(
     host: str | None = typer.Option(None, help="Listen address (default CALLVAULT_HOST)."),
     port: int | None = typer.Option(None, help="Listen port (default CALLVAULT_PORT)."),
-    no_worker: bool = typer.Option(False, "--no-worker", help="Serve the web only; run `callvault worker` apart."),
+    no_worker: bool = typer.Option(
+        False, "--no-worker", help="Serve the web only; run `callvault worker` apart."
+    ),
 ) -> None:
     """Run the web service (webhooks, API, UI) with embedded worker threads.
 
@@ -105,13 +108,52 @@ def serve(
 @app.command("worker")
 @handle_errors
 def worker(
-    concurrency: int | None = typer.Option(None, min=1, max=64, help="Worker threads (default CALLVAULT_WORKER_CONCURRENCY)."),
+    concurrency: int | None = typer.Option(
+        None, min=1, max=64, help="Worker threads (default CALLVAULT_WORKER_CONCURRENCY)."
+    ),
 ) -> None:
     """Work the transfer queue until SIGTERM/SIGINT: each recording is fetched, stored, verified, then
     deleted at Twilio. On SIGTERM the current recordings are finished or released for another worker."""
     from callvault.pipeline.runner import run_worker
 
     run_worker(settings(), concurrency=concurrency)
+
+
+@app.command("reconcile")
+@handle_errors
+def reconcile_command(
+    since: str | None = typer.Option(None, help="First day (YYYY-MM-DD, UTC); default: LOOKBACK days ago."),
+    until: str | None = typer.Option(None, help="Last day (YYYY-MM-DD, UTC); default: today."),
+) -> None:
+    """Queue completed recordings Twilio lists but no callback announced (lost callbacks, SIP trunks)."""
+    from datetime import UTC, date, datetime, timedelta
+
+    from callvault.errors import InvalidInput
+    from callvault.pipeline.reconcile import reconcile
+    from callvault.runtime import build_context
+
+    def day(value: str, option: str) -> date:
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            raise InvalidInput(f"{option} must be a date like 2026-11-28") from None
+
+    cfg = settings()
+    first = (
+        day(since, "--since")
+        if since
+        else (datetime.now(UTC) - timedelta(days=cfg.reconcile_lookback_days)).date()
+    )
+    last = day(until, "--until") if until else None
+    ctx = build_context(cfg)
+    try:
+        report = reconcile(ctx, account_sid=next(iter(ctx.auth_tokens)), since=first, until=last)
+    finally:
+        ctx.close()
+    out.print(
+        f"{report.seen} listed at Twilio, {report.queued} queued, "
+        f"{report.skipped_not_completed} not completed"
+    )
 
 
 # -------------------------------------------------------------------------------------- recordings
@@ -144,15 +186,17 @@ def recordings_list(
         for view in views:
             out.print(json.dumps(view), markup=False)
         return
-    table = Table("sid", "status", "account", "duration", "size", "created", "last error")
+    table = Table()
+    table.add_column("sid", no_wrap=True)
+    for column in ("status", "duration", "size", "created", "last error"):
+        table.add_column(column)
     for view in views:
         table.add_row(
             view["sid"],
             view["status"],
-            view["account_sid"],
             f"{view['duration_seconds']}s" if view["duration_seconds"] is not None else "",
             str(view["size_bytes"] or ""),
-            (view["created_at"] or "")[:19],
+            (view["created_at"] or "")[:19].replace("T", " "),
             (view["last_error"] or "")[:60],
         )
     out.print(table)

@@ -73,6 +73,8 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(default=2, ge=1, le=64)
     worker_poll_seconds: float = Field(default=1.0, gt=0)
     http_timeout_seconds: float = Field(default=30.0, gt=0)
+    reconcile_interval_minutes: int = Field(default=60, ge=0)
+    reconcile_lookback_days: int = Field(default=2, ge=1, le=60)
     failpoints: str = ""  # testing only: see callvault.pipeline.failpoints
 
     # -- playback and access --------------------------------------------------------------------

@@ -36,6 +36,7 @@ def run_worker(settings: Settings, *, concurrency: int | None) -> None:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     worker.start()
+    worker.start_reconciler(account_sid=next(iter(ctx.auth_tokens)))
     log.info("worker started: %d threads on %s", worker.concurrency, ctx.store.description)
     stopped.wait()
     worker.stop(timeout=ctx.settings.lease_seconds)

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from callvault.context import Context
 from callvault.db.models import Recording, RecordingStatus
 from callvault.db.recordings import Claim, claim_next
-from callvault.errors import Unavailable
+from callvault.errors import CallvaultError, Unavailable
 from callvault.pipeline.backoff import backoff_delay
 from callvault.pipeline.failpoints import NONE, Failpoints
 from callvault.pipeline.lease import Lease
@@ -64,6 +64,31 @@ class Worker:
             )
             thread.start()
             self._threads.append(thread)
+
+    def start_reconciler(self, *, account_sid: str) -> None:
+        """Walk Twilio's list API every CALLVAULT_RECONCILE_INTERVAL_MINUTES, first after one interval."""
+        minutes = self.ctx.settings.reconcile_interval_minutes
+        if minutes <= 0:
+            return
+        thread = threading.Thread(
+            target=self._reconcile_loop,
+            args=(account_sid, minutes * 60.0),
+            name="callvault-reconcile",
+            daemon=True,
+        )
+        thread.start()
+        self._threads.append(thread)
+
+    def _reconcile_loop(self, account_sid: str, interval: float) -> None:
+        from callvault.pipeline.reconcile import reconcile
+
+        while not self.stopping.wait(interval):
+            since = (self.clock() - timedelta(days=self.ctx.settings.reconcile_lookback_days)).date()
+            try:
+                report = reconcile(self.ctx, account_sid=account_sid, since=since)
+                log.info("reconcile: %d listed, %d queued", report.seen, report.queued)
+            except CallvaultError as exc:
+                log.warning("reconcile failed, will try again: %s", exc.message)
 
     def stop(self, *, timeout: float = 30.0) -> None:
         """Ask every thread to stop after (or by releasing) its current recording, and wait."""

@@ -15,15 +15,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-import requests
 from twilio.base.exceptions import TwilioException, TwilioRestException
-from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
 from callvault import sids
-from callvault.errors import InvalidInput, TwilioError, TwilioRateLimited
+from callvault.errors import InvalidInput, TwilioError
 from callvault.twilio.media import MediaDownloader, MediaStream
-from callvault.twilio.retry_after import parse_retry_after
+from callvault.twilio.rest import TWILIO_API, BaseUrlHttpClient
 
 if TYPE_CHECKING:
     from callvault.settings import Settings
@@ -32,7 +30,6 @@ __all__ = ["Gateway", "MediaStream", "RecordingMetadata", "TwilioAccount", "Twil
 
 logger = logging.getLogger(__name__)
 
-TWILIO_API = "https://api.twilio.com"
 # twilio-python reads TWILIO_EDGE/TWILIO_REGION from the environment when given an empty mapping, which
 # would change the host it calls; a non-empty mapping without those keys keeps it on api.twilio.com.
 _NO_ENVIRONMENT = {"CALLVAULT": "1"}
@@ -142,7 +139,7 @@ class TwilioGateway:
         self._timeout = timeout_seconds
         self._local = threading.local()
         self._lock = threading.Lock()
-        self._http_clients: list[_BaseUrlHttpClient] = []
+        self._http_clients: list[BaseUrlHttpClient] = []
         self._media = MediaDownloader(
             base_url=self._base_url,
             credentials=account.rest_credentials,
@@ -240,7 +237,7 @@ class TwilioGateway:
     def _client(self) -> Any:
         client = getattr(self._local, "client", None)
         if client is None:
-            http_client = _BaseUrlHttpClient(base_url=self._base_url, timeout=self._timeout)
+            http_client = BaseUrlHttpClient(base_url=self._base_url, timeout=self._timeout)
             username, password = self.account.rest_credentials
             client = Client(
                 username,
@@ -253,54 +250,6 @@ class TwilioGateway:
             with self._lock:
                 self._http_clients.append(http_client)
         return client
-
-
-class _BaseUrlHttpClient(TwilioHttpClient):  # type: ignore[misc]  # twilio ships no type hints
-    """twilio-python's HTTP client, sending ``https://api.twilio.com/…`` to the configured base URL instead.
-
-    Any other URL is refused: credentials never go to a host callvault was not configured with. A 429 is
-    raised here, where the Retry-After header is still at hand (twilio-python's exception drops headers).
-    """
-
-    def __init__(self, *, base_url: str, timeout: float) -> None:
-        super().__init__(pool_connections=True, timeout=timeout, logger=logger)
-        self._base_url = base_url
-
-    def request(  # noqa: PLR0917 - the signature twilio-python calls
-        self,
-        method: str,
-        url: str,
-        params: dict[str, object] | None = None,
-        data: dict[str, object] | None = None,
-        headers: dict[str, str] | None = None,
-        auth: tuple[str, str] | None = None,
-        timeout: float | None = None,
-        allow_redirects: bool = False,
-    ) -> Any:
-        if url != TWILIO_API and not url.startswith(TWILIO_API + "/"):
-            raise TwilioError("refusing to send credentials to a URL outside the Twilio API base")
-        target = self._base_url + url[len(TWILIO_API) :]
-        try:
-            response = super().request(
-                method, target, params=params, data=data, headers=headers, auth=auth, timeout=timeout
-            )
-        except requests.RequestException as exc:
-            raise TwilioError(f"Twilio API unreachable: {type(exc).__name__}") from None
-        if response.status_code == 429:
-            retry_after = parse_retry_after(response.headers.get("Retry-After"))
-            raise TwilioRateLimited("Twilio rate limit (429 / 20429)", retry_after=retry_after)
-        return response
-
-    def log_request(self, kwargs: dict[str, Any]) -> None:
-        # twilio-python logs every request and its headers at INFO; one DEBUG line is enough.
-        logger.debug("Twilio %s %s", kwargs["method"], kwargs["url"])
-
-    def log_response(self, status_code: int, response: Any) -> None:
-        logger.debug("Twilio answered %s", status_code)
-
-    def close(self) -> None:
-        if self.session is not None:
-            self.session.close()
 
 
 def _metadata(instance: Any) -> RecordingMetadata:

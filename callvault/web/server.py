@@ -54,6 +54,7 @@ def run_server(settings: Settings, *, with_worker: bool) -> None:
                 audit=audit_twilio_delete,
             )
             worker.start()
+            worker.start_reconciler(account_sid=next(iter(ctx.auth_tokens)))
             stack.callback(worker.stop, timeout=settings.lease_seconds)
         if demo is not None:
             print(
