@@ -1,7 +1,8 @@
 """Run ministack with the one condition key callvault's bucket policy needs and ministack 1.5.33 lacks.
 
-Started by ``tests/plugins/s3.py`` with the ministack virtualenv's own interpreter (ministack pins a botocore
-that clashes with callvault's boto3, so it cannot be imported from callvault's environment).
+Started by ``tests/s3server/server.py`` (for the test fixtures and the benchmarks) with the ministack
+virtualenv's own interpreter (ministack pins a botocore that clashes with callvault's boto3, so it cannot be
+imported from callvault's environment).
 
 Why: real S3 puts ``s3:authType`` (``REST-HEADER`` | ``REST-QUERY-STRING`` | ``POST``) into the condition
 context of every request; ministack's ``ministack.core.iam_actions.s3_service_context`` does not, so a
