@@ -7,7 +7,6 @@ rewrites ``https://api.twilio.com`` and refuses every other host. Media is strea
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager
@@ -28,7 +27,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Gateway", "MediaStream", "RecordingMetadata", "TwilioAccount", "TwilioGateway"]
 
-logger = logging.getLogger(__name__)
 
 # twilio-python reads TWILIO_EDGE/TWILIO_REGION from the environment when given an empty mapping, which
 # would change the host it calls; a non-empty mapping without those keys keeps it on api.twilio.com.

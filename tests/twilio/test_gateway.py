@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import httpx
 import pytest
@@ -12,6 +12,8 @@ import pytest
 from callvault.errors import InvalidInput, InvalidSid, MediaNotReady, NotAudio, TwilioError, TwilioRateLimited
 from callvault.settings import Settings
 from callvault.twilio.gateway import TwilioAccount, TwilioGateway
+from callvault.twilio.rest import BaseUrlHttpClient
+from callvault.twilio.retry_after import parse_retry_after
 from callvault.twilio.simulator import SimulatorServer
 
 MB = 1024 * 1024
@@ -424,3 +426,63 @@ def test_list_skips_deleted_recordings(simulator, twilio_gateway):
         account_sid=simulator.account_sid, created_on_or_after=None, created_on_or_before=None
     )
     assert [meta.sid for meta in listed] == [kept.sid]
+
+
+# -- the twilio-python HTTP client ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://evil.example/2010-04-01/Accounts",
+        "https://api.twilio.com.evil.example/x",
+        "http://api.twilio.com/x",
+    ],
+)
+def test_rest_client_refuses_any_url_outside_the_twilio_api(simulator, url):
+    client = BaseUrlHttpClient(base_url=simulator.base_url, timeout=5)
+    try:
+        with pytest.raises(TwilioError, match="refusing"):
+            client.request("GET", url, auth=(simulator.account_sid, simulator.auth_token))
+    finally:
+        client.close()
+    assert simulator.events() == []
+
+
+def test_rest_client_sends_twilio_api_urls_to_the_configured_base(simulator):
+    client = BaseUrlHttpClient(base_url=simulator.base_url, timeout=5)
+    try:
+        answer = client.request(
+            "GET",
+            f"https://api.twilio.com/2010-04-01/Accounts/{simulator.account_sid}/Recordings.json",
+            params={"PageSize": 3},
+            auth=(simulator.account_sid, simulator.auth_token),
+        )
+    finally:
+        client.close()
+    assert answer.status_code == 200
+    (event,) = simulator.events(kind="list")
+    assert event.query == "PageSize=3"
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("7", 7.0),
+        ("0.5", 0.5),
+        ("-3", 0.0),
+        ("nan", None),
+        ("soon", None),
+        (None, None),
+        ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0),  # in the past
+    ],
+)
+def test_retry_after_accepts_seconds_and_http_dates(header, expected):
+    assert parse_retry_after(header) == expected
+
+
+def test_retry_after_http_date_in_the_future_counts_down():
+    from email.utils import format_datetime
+
+    later = format_datetime(datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=120), usegmt=True)
+    assert 100 <= parse_retry_after(later) <= 120
