@@ -292,7 +292,7 @@ def test_reset_forgets_everything(simulator):
 
 
 def test_a_large_recording_streams_with_bounded_memory(simulator):
-    rec = simulator.add_recording(size_bytes=48 * MB)
+    rec = simulator.add_recording(size_bytes=32 * MB)
     gateway = TwilioGateway(simulator.twilio_account(), timeout_seconds=10, max_media_bytes=64 * MB)
     tracemalloc.start()
     try:
@@ -304,7 +304,7 @@ def test_a_large_recording_streams_with_bounded_memory(simulator):
     finally:
         tracemalloc.stop()
         gateway.close()
-    assert received == 48 * MB
+    assert received == 32 * MB
     # Simulator and gateway both run in this process: together they held a few chunks at most.
     assert peak < 4 * MB
 
@@ -376,3 +376,12 @@ def test_standalone_simulator_prints_its_address_and_credentials():
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=10) == 0
         process.stdout.close()
+
+
+def test_head_on_media_answers_headers_without_streaming_the_body(simulator):
+    rec = simulator.add_recording(size_bytes=64 * MB)
+    with api(simulator) as client:
+        answer = client.head(rec_path(simulator, rec.sid, ".wav"))
+    assert answer.status_code == 200 and answer.headers["content-length"] == str(64 * MB)
+    (event,) = simulator.events(kind="media")
+    assert (event.method, event.bytes_sent) == ("HEAD", 0)

@@ -167,6 +167,11 @@ class SimBody(Response):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = [(name.encode(), value.encode()) for name, value in self.header_map.items()]
         await send({"type": "http.response.start", "status": self.status, "headers": headers})
+        if scope.get("method") == "HEAD":  # headers only: do not generate a body nobody will see
+            self._completed = True
+            self._finish()
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            return
         aborted = False
         try:
             async with anyio.create_task_group() as group:
