@@ -166,12 +166,15 @@ class SimBody(Response):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = [(name.encode(), value.encode()) for name, value in self.header_map.items()]
-        await send({"type": "http.response.start", "status": self.status, "headers": headers})
-        if scope.get("method") == "HEAD":  # headers only: do not generate a body nobody will see
+        if self.length == 0 or scope.get("method") == "HEAD":
+            # Headers only (a HEAD needs no generated body). Logged first: the client has the whole answer
+            # as soon as the headers arrive.
             self._completed = True
             self._finish()
+            await send({"type": "http.response.start", "status": self.status, "headers": headers})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             return
+        await send({"type": "http.response.start", "status": self.status, "headers": headers})
         aborted = False
         try:
             async with anyio.create_task_group() as group:
@@ -207,9 +210,6 @@ class SimBody(Response):
             # Always give the event loop a turn: send() only blocks when the socket buffer is full, so
             # without this a large body would starve other requests and never notice a client that left.
             await anyio.sleep(self.delay if self.fault == "slow" else 0)
-        if not self._completed:  # an empty body
-            self._completed = True
-            self._finish()
         await send({"type": "http.response.body", "body": b"", "more_body": False})
         return False
 
