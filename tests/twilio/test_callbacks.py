@@ -162,14 +162,17 @@ def test_demo_caller_retries_a_refused_callback_then_stops_on_request(simulator)
     refusing = Receiver(status=503)
     try:
         caller = DemoCaller(simulator, callback_url=refusing.url, calls=3, interval_seconds=0.01).start()
-        deadline = threading.Event()
-        while len(refusing.deliveries) < 2 and not deadline.wait(0.02):
-            pass
+        pause = threading.Event()
+        for _ in range(1000):  # at most ~20 s
+            if len(refusing.deliveries) >= 2:
+                break
+            pause.wait(0.02)
         caller.stop(timeout=5)
         assert not caller.is_alive()
     finally:
         refusing.close()
-    # The first callback was tried again after the 503 instead of being dropped, and no further call
-    # was placed after stop().
-    assert [d.form["RecordingStatus"][0] for d in refusing.deliveries[:2]] == ["in-progress", "in-progress"]
+    # The first callback was tried again after the 503 instead of being dropped, and nothing further was
+    # sent or placed after stop().
+    statuses = [d.form["RecordingStatus"][0] for d in refusing.deliveries]
+    assert len(statuses) >= 2 and set(statuses) == {"in-progress"}
     assert len(caller.placed) == 1

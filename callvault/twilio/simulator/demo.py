@@ -67,11 +67,13 @@ class DemoCaller:
             status="processing",
         )
         self.placed.append(recording.sid)
-        self._deliver(client, recording.sid, "in-progress")
+        if not self._deliver(client, recording.sid, "in-progress"):
+            return
         self.server.set_status(recording.sid, "completed")
         self._deliver(client, recording.sid, "completed")
 
-    def _deliver(self, client: httpx.Client, sid: str, status: str) -> None:
+    def _deliver(self, client: httpx.Client, sid: str, status: str) -> bool:
+        """Send one callback, retrying a few times; False when stop() was called meanwhile."""
         recording = self.server.recording(sid)
         assert recording is not None
         params = recording_status_params(recording, status=status, api_base_url=self.server.base_url)
@@ -84,8 +86,9 @@ class DemoCaller:
                 log.warning("demo callback %s for %s failed: %s", status, sid, type(exc).__name__)
             else:
                 if response.is_success:
-                    return
+                    return True
                 log.warning("demo callback %s for %s answered %s", status, sid, response.status_code)
             if self._stop.wait(min(2.0**attempt, 10.0)):
-                return
+                return False
         log.warning("demo callback %s for %s given up", status, sid)
+        return True
