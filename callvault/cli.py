@@ -588,9 +588,9 @@ def audit_verify() -> None:
     finally:
         db.dispose()
     if not result.ok:
+        where = f" at entry {result.first_bad_id}" if result.first_bad_id is not None else ""
         raise AuditChainBroken(
-            f"audit trail broken at entry {result.first_bad_id}: {result.reason}"
-            f" ({result.checked} entries intact before it)",
+            f"audit trail broken{where}: {result.reason} ({result.checked} entries intact before it)",
             entry_id=result.first_bad_id or 0,
         )
     out.print(f"audit trail intact: {result.checked} entries")

@@ -15,9 +15,9 @@ from collections.abc import Iterable, Iterator
 from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, cast
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, Table, bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -28,6 +28,16 @@ from callvault.db.models import AuditEntry, AuditHead
 from callvault.errors import AuditChainBroken, InvalidInput
 
 HEAD_ID: Final = 1
+_ENTRIES: Final = cast(Table, AuditEntry.__table__)
+_HEAD: Final = cast(Table, AuditHead.__table__)
+# Built once: constructing statements per call costs more than executing them on SQLite.
+_LOCK_HEAD: Final = select(_HEAD.c.last_id, _HEAD.c.last_hash).where(_HEAD.c.id == HEAD_ID).with_for_update()
+_INSERT_ENTRY: Final = insert(_ENTRIES)
+_MOVE_HEAD: Final = (
+    update(_HEAD)
+    .where(_HEAD.c.id == HEAD_ID)
+    .values(last_id=bindparam("new_id"), last_hash=bindparam("new_hash"))
+)
 MAX_LIST_LIMIT: Final = 1000
 _STREAM_BATCH: Final = 1000
 EXPORT_COLUMNS: Final = (
@@ -65,7 +75,7 @@ def append(
     detail: dict[str, Any] | None = None,
     now: datetime | None = None,
 ) -> AuditEntry:
-    """Append one entry to the chain and return it (flushed, not committed).
+    """Append one entry to the chain and return it (written, not committed; a detached copy of the row).
 
     Free-text fields are clipped to their column sizes before hashing, so the stored row always recomputes.
     Raises :class:`InvalidInput` for an empty action, a malformed RecordingSid or a non-JSON ``detail``, and
@@ -88,52 +98,39 @@ def append(
         user_agent=_clip(user_agent, 512),
         detail=normalise_detail(detail),
     )
-    head = _lock_head(session)
-    fields["id"] = head.last_id + 1
-    digest = entry_hash(head.last_hash, fields)
-    entry = AuditEntry(
-        id=fields["id"],
-        at=at,
-        actor=fields["actor"],
-        action=action,
-        recording_sid=recording_sid,
-        client_ip=fields["client_ip"],
-        user_agent=fields["user_agent"],
-        detail=fields["detail"],
-        prev_hash=head.last_hash,
-        entry_hash=digest,
-    )
-    session.add(entry)
-    head.last_id = entry.id
-    head.last_hash = digest
+    last_id, last_hash = _lock_head(session)
+    entry_id = fields["id"] = last_id + 1
+    digest = entry_hash(last_hash, fields)
+    row = {**fields, "at": at, "prev_hash": last_hash, "entry_hash": digest}
+    # Core statements on the tables, not the ORM unit of work: this runs once per playback link, and the
+    # head row stays locked until the caller commits, so every millisecond here caps the trail's throughput.
     try:
-        session.flush()
+        session.execute(_INSERT_ENTRY, row)
     except IntegrityError:
         # The only unique key of audit_entries is its id: an entry with this id already exists, so the
         # head row was moved back behind the chain. Refuse rather than fork it.
         raise AuditChainBroken(
-            f"audit entry {entry.id} already exists behind the head row; run `callvault audit verify`",
-            entry_id=entry.id,
+            f"audit entry {entry_id} already exists behind the head row; run `callvault audit verify`",
+            entry_id=entry_id,
         ) from None
-    return entry
+    session.execute(_MOVE_HEAD, {"new_id": entry_id, "new_hash": digest})
+    return AuditEntry(**row)
 
 
-def _lock_head(session: Session) -> AuditHead:
-    head = session.get(AuditHead, HEAD_ID, with_for_update=True, populate_existing=True)
-    if head is not None:
-        return head
-    first = session.scalar(select(AuditEntry.id).order_by(AuditEntry.id).limit(1))
-    if first is not None:
-        raise AuditChainBroken("the audit head row is missing", entry_id=first)
-    # The first append ever creates the head. Insert-or-ignore, so two processes racing here both end up
-    # locking the same row instead of one failing on the primary key.
-    values = {"id": HEAD_ID, "last_id": 0, "last_hash": GENESIS_HASH}
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    session.execute(insert(AuditHead).values(**values).on_conflict_do_nothing(index_elements=["id"]))
-    head = session.get(AuditHead, HEAD_ID, with_for_update=True, populate_existing=True)
-    assert head is not None
-    return head
+def _lock_head(session: Session) -> tuple[int, str]:
+    """The head's (last_id, last_hash), locked until the transaction ends; created on the first append."""
+    head = session.execute(_LOCK_HEAD).one_or_none()
+    if head is None:
+        first = session.scalar(select(_ENTRIES.c.id).order_by(_ENTRIES.c.id).limit(1))
+        if first is not None:
+            raise AuditChainBroken("the audit head row is missing", entry_id=first)
+        # Insert-or-ignore, so two processes racing to make the first entry both end up locking the same
+        # row instead of one failing on the primary key.
+        upsert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+        values = {"id": HEAD_ID, "last_id": 0, "last_hash": GENESIS_HASH}
+        session.execute(upsert(_HEAD).values(**values).on_conflict_do_nothing(index_elements=["id"]))
+        head = session.execute(_LOCK_HEAD).one()
+    return int(head.last_id), str(head.last_hash)
 
 
 def _clip(value: str | None, size: int) -> str | None:
@@ -149,6 +146,10 @@ def verify(session: Session) -> VerifyResult:
     checked, and the head is read again before entries past it count as foreign.
     """
     head = session.get(AuditHead, HEAD_ID, populate_existing=True)
+    if head is None:
+        first = session.scalar(select(func.min(AuditEntry.id)))
+        if first is not None:
+            return _bad(0, first, "the audit head row is missing")
     head_id = head.last_id if head is not None else 0
     head_hash = head.last_hash if head is not None else GENESIS_HASH
     prev, expected, checked = GENESIS_HASH, 1, 0
@@ -217,6 +218,8 @@ def export(session: Session, *, since: datetime | None, fmt: Literal["jsonl", "c
     """
     if fmt not in ("jsonl", "csv"):
         raise InvalidInput("export format must be jsonl or csv")
+    if since is not None and since.tzinfo is None:
+        raise InvalidInput("export start must be timezone-aware")
     query = _rows().order_by(AuditEntry.id)
     if since is not None:
         query = query.where(AuditEntry.at >= since)

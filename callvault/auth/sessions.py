@@ -29,6 +29,7 @@ from callvault.settings import Settings
 ANONYMOUS: Final = "anonymous"
 _CSRF_CONTEXT: Final = b"callvault csrf\x00"  # domain separation: the same key signs playback URLs
 _MAX_RAW_LENGTH: Final = 100
+_SWEEP_BATCH: Final = 100
 
 
 def login(
@@ -58,7 +59,7 @@ def login(
         _serialise(session, attempted, ip)
     window = timedelta(seconds=settings.login_window_seconds)
     since = now - window
-    session.execute(delete(LoginFailure).where(LoginFailure.at <= since))
+    _sweep(session, since)
     retry_after = max(
         _retry_after(session, LoginFailure.email, attempted, since=since, now=now, settings=settings),
         _retry_after(session, LoginFailure.client_ip, ip, since=since, now=now, settings=settings),
@@ -107,6 +108,13 @@ def _serialise(session: Session, email: str, ip: str | None) -> None:
     keys = sorted({_lock_key("email", email)} | ({_lock_key("ip", ip)} if ip else set()))
     for key in keys:
         session.execute(select(func.pg_advisory_xact_lock(key)))
+
+
+def _sweep(session: Session, since: datetime) -> None:
+    # Forget failures older than the window, a bounded batch per attempt (each attempt adds at most one row,
+    # so this keeps up). SKIP LOCKED: concurrent logins never wait on, or deadlock over, the same old rows.
+    stale = select(LoginFailure.id).where(LoginFailure.at <= since).limit(_SWEEP_BATCH)
+    session.execute(delete(LoginFailure).where(LoginFailure.id.in_(stale.with_for_update(skip_locked=True))))
 
 
 def _lock_key(kind: str, value: str) -> int:

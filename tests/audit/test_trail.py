@@ -204,6 +204,8 @@ def test_append_refuses_to_fork_when_the_head_row_was_deleted(db: Database) -> N
     assert caught.value.entry_id == 1
     with db.read() as session:
         assert session.scalar(select(AuditEntry.id).order_by(AuditEntry.id.desc()).limit(1)) == 2
+        result = trail.verify(session)
+    assert (result.ok, result.first_bad_id, result.reason) == (False, 1, "the audit head row is missing")
 
 
 def test_append_refuses_to_overwrite_when_the_head_was_moved_back(db: Database) -> None:
