@@ -22,7 +22,8 @@ exceptions. Messages are safe to show to users: they never contain secrets.
     ├── TwilioError                  Twilio's REST API or media answered something unusable
     │   ├── TwilioRateLimited        429 / 20429: never processed, retry after ``retry_after``
     │   ├── MediaNotReady            404 on media right after the callback (propagation delay)
-    │   └── NotAudio                 the media body is not audio (e.g. Twilio's XML/JSON error document)
+    │   ├── NotAudio                 the media body is not audio (e.g. Twilio's XML/JSON error document)
+    │   └── MediaTooLarge            the media exceeds CALLVAULT_MAX_MEDIA_MB (not worth retrying)
     └── AuditChainBroken             `audit verify` found an edited or removed entry
 
 Pipeline control flow (``RetryLater``, ``Permanent``) lives in ``callvault.pipeline.outcomes``: an outcome
@@ -140,4 +141,8 @@ class MediaNotReady(TwilioError):
 
 
 class NotAudio(TwilioError):
+    pass
+
+
+class MediaTooLarge(TwilioError):
     pass

@@ -9,11 +9,14 @@ Every stage is safe to repeat, and the row's ``stage`` says where a restarted wo
   while nobody held the lease) and ask Twilio whether the recording still exists before deleting, so a crash
   between Twilio's 204 and our state write never causes a second DELETE.
 
-Nothing is deleted at Twilio unless the stored copy verified in this attempt.
+Nothing is deleted at Twilio unless the stored copy verified in this attempt, and a second download of the
+media agreed with it byte for byte (a complete, well-formed body can still differ from what Twilio holds;
+nothing in one response shows it, so the deletion waits for two downloads that agree).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 from collections.abc import Callable, Iterator
@@ -23,7 +26,15 @@ from sqlalchemy.orm import Session
 
 from callvault.context import Context
 from callvault.db.models import RecordingStatus, Stage
-from callvault.errors import MediaNotReady, NotAudio, StorageError, TwilioError, TwilioRateLimited
+from callvault.errors import (
+    MediaNotReady,
+    MediaTooLarge,
+    NotAudio,
+    PayloadTooLarge,
+    StorageError,
+    TwilioError,
+    TwilioRateLimited,
+)
 from callvault.pipeline.failpoints import NONE, Failpoints
 from callvault.pipeline.lease import Lease
 from callvault.pipeline.outcomes import Interrupted, Permanent, RetryLater
@@ -66,6 +77,8 @@ class Transfer:
             raise RetryLater(f"Twilio rate limit: {exc.message}", delay=exc.retry_after) from exc
         except MediaNotReady as exc:
             raise RetryLater(f"media not ready at Twilio yet: {exc.message}", delay=NOT_READY_DELAY) from exc
+        except (MediaTooLarge, PayloadTooLarge) as exc:
+            raise Permanent(f"{exc.message} (CALLVAULT_MAX_MEDIA_MB); the Twilio copy is kept") from exc
         except NotAudio as exc:
             raise RetryLater(f"Twilio answered something that is not audio: {exc.message}") from exc
         except TwilioError as exc:
@@ -87,6 +100,8 @@ class Transfer:
                 now = self.clock()
                 self.lease.finish({"stage": Stage.DONE, "status": RecordingStatus.STORED, "stored_at": now})
                 return
+            if not resumed_at_delete:  # confirmed before delete_twilio was first written
+                self._confirm_at_twilio(stored.sha256 if stored else self.claim.sha256)
             self.lease.write({"stage": Stage.DELETE_TWILIO, "stored_at": self.clock(), "last_error": None})
             self.failpoints.hit("before_twilio_delete", self.claim.sid)
         self._delete_at_twilio(check_first=resumed_at_delete)
@@ -145,14 +160,14 @@ class Transfer:
         )
         return result
 
-    def _guarded(self, chunks: Iterator[bytes]) -> Iterator[bytes]:
+    def _guarded(self, chunks: Iterator[bytes], *, failpoints: bool = True) -> Iterator[bytes]:
         """Pass chunks through, renewing the lease and honouring shutdown between them."""
         for index, chunk in enumerate(chunks):
             if self.stop.is_set():
                 raise Interrupted("worker is shutting down")
-            if index == 1:
+            if failpoints and index == 1:
                 self.failpoints.hit("mid_download", self.claim.sid)
-            if index == 160:  # ~10 MiB in: past the first multipart part, well inside a large upload
+            if failpoints and index == 160:  # ~10 MiB in: past the first multipart part, mid-upload
                 self.failpoints.hit("mid_upload", self.claim.sid)
             self.lease.renew_if_due()
             yield chunk
@@ -172,6 +187,26 @@ class Transfer:
             raise RetryLater(
                 f"stored copy did not verify (expected size {size}, found {what}); fetching again"
             )
+
+    def _confirm_at_twilio(self, sha256: str | None) -> None:
+        """Download the media again, without storing it, and compare digests with the verified copy.
+
+        On a mismatch the copy is not trusted: back to ``fetch``, Twilio's copy untouched. A body that differs
+        on every download fails visibly after the attempt budget.
+        """
+        account, sid = self.claim.account_sid, self.claim.sid
+        digest = hashlib.sha256()
+        try:
+            with self.ctx.gateway.open_media(account, sid, self.ctx.settings.media_format) as media:
+                for chunk in self._guarded(media.chunks, failpoints=False):
+                    digest.update(chunk)
+        except MediaNotReady:
+            if self.ctx.gateway.fetch_metadata(account, sid) is None:
+                return  # gone from Twilio meanwhile: nothing left there to compare with, or to delete
+            raise
+        if sha256 is None or digest.hexdigest() != sha256:
+            self.lease.write({"stage": Stage.FETCH, "stored_at": None})
+            raise RetryLater("Twilio's media differed between two downloads; fetching again")
 
     # -- delete at Twilio ---------------------------------------------------------------------------
     def _delete_at_twilio(self, *, check_first: bool) -> None:

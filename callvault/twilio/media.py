@@ -21,6 +21,7 @@ import httpx
 from callvault.errors import (
     InvalidInput,
     MediaNotReady,
+    MediaTooLarge,
     NotAudio,
     TwilioError,
     TwilioRateLimited,
@@ -115,7 +116,7 @@ class MediaDownloader:
             raise NotAudio(f"media of {recording_sid} is {raw_type or 'untyped'}, not {media_format} audio")
         length = _content_length(response)
         if length is not None and length > self._max_bytes:
-            raise TwilioError(
+            raise MediaTooLarge(
                 f"media of {recording_sid} is {length} bytes, above the limit of {self._max_bytes}"
             )
         body = response.iter_bytes(chunk_size=CHUNK_SIZE)
@@ -177,13 +178,13 @@ def _counted(
 ) -> Iterator[bytes]:
     received = len(head)
     if received > limit:
-        raise TwilioError(f"media of {recording_sid} exceeds the limit of {limit} bytes")
+        raise MediaTooLarge(f"media of {recording_sid} exceeds the limit of {limit} bytes")
     yield head
     try:
         for chunk in body:
             received += len(chunk)
             if received > limit:
-                raise TwilioError(f"media of {recording_sid} exceeds the limit of {limit} bytes")
+                raise MediaTooLarge(f"media of {recording_sid} exceeds the limit of {limit} bytes")
             yield chunk
     except (httpx.HTTPError, httpx.StreamError) as exc:
         # RemoteProtocolError for a body cut short, ReadError for a reset, ReadTimeout for a stall.

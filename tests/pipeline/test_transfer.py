@@ -176,3 +176,21 @@ def test_retry_gives_a_failed_recording_a_fresh_budget(rig: Rig) -> None:
     rig.drain()
     rec = load(rig, sim_rec.sid)
     assert (rec.status, rec.sha256) == ("stored", sim_rec.sha256("wav"))
+
+
+def test_media_over_the_size_limit_fails_at_once_and_keeps_the_twilio_copy(rig: Rig) -> None:
+    rig.ctx.settings = rig.ctx.settings.model_copy(update={"max_media_mb": 1})
+    from callvault.twilio.gateway import TwilioGateway
+
+    rig.ctx.gateway.close()
+    rig.ctx.gateway = TwilioGateway(
+        rig.simulator.twilio_account(), timeout_seconds=5, max_media_bytes=1024 * 1024
+    )
+    sim_rec = rig.simulator.add_recording(size_bytes=2 * 1024 * 1024)
+    rig.queue(sim_rec.sid)
+    rig.worker().run_once()
+    rec = load(rig, sim_rec.sid)
+    assert (rec.status, rec.attempts) == ("failed", 1)
+    assert rec.last_error is not None and "CALLVAULT_MAX_MEDIA_MB" in rec.last_error
+    assert rig.simulator.events(kind="delete") == []
+    assert [p for p in (rig.ctx.settings.data_dir / "recordings").rglob("*") if p.is_file()] == []
