@@ -64,7 +64,7 @@ def create_token(
         "email": user.email,
         "token_id": token.id,
         "name": name,
-        "expires_at": trail_time(expires_at),
+        "expires_at": _when(expires_at),
     }
     trail.append(session, actor=actor, action="token.create", detail=detail, now=now)
     return token, raw
@@ -122,5 +122,5 @@ def resolve_token(session: Session, raw: str, *, now: datetime) -> Principal:
     return principal_for(user, via=f"token:{token.id}")
 
 
-def trail_time(at: datetime | None) -> str | None:
+def _when(at: datetime | None) -> str | None:
     return at.astimezone(UTC).isoformat() if at is not None else None
