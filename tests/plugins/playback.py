@@ -8,6 +8,7 @@ import hashlib
 import io
 import re
 import secrets
+import shutil
 import wave
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -42,19 +43,30 @@ def new_sid(prefix: str) -> str:
     return prefix + secrets.token_hex(16)
 
 
-def wav_bytes(seconds: float, *, rate: int = 8000) -> bytes:
-    """A valid mono 16-bit WAV: a 440 Hz square-ish tone, so a player has real audio to decode."""
+def wav_bytes(seconds: float, *, rate: int = 8000, channels: int = 1) -> bytes:
+    """A valid 16-bit PCM WAV: a 440 Hz square wave, so a player has real audio to decode."""
+    period = max(rate // 440, 2)
+    frame_high = (6000).to_bytes(2, "little", signed=True) * channels
+    frame_low = (-6000).to_bytes(2, "little", signed=True) * channels
+    one_period = frame_high * (period // 2) + frame_low * (period - period // 2)
     frames = int(seconds * rate)
-    period = rate // 440
-    high, low = (8000).to_bytes(2, "little", signed=True), (-8000).to_bytes(2, "little", signed=True)
-    samples = b"".join(high if (i % period) < period // 2 else low for i in range(frames))
+    samples = (one_period * (frames // period + 1))[: frames * 2 * channels]
     buffer = io.BytesIO()
     with wave.open(buffer, "wb") as out:
-        out.setnchannels(1)
+        out.setnchannels(channels)
         out.setsampwidth(2)
         out.setframerate(rate)
         out.writeframes(samples)
     return buffer.getvalue()
+
+
+def _wav_info(body: bytes) -> tuple[int, int]:
+    """(whole seconds, channels) of a WAV body; (1, 1) for anything else."""
+    try:
+        with wave.open(io.BytesIO(body)) as wav:
+            return max(1, round(wav.getnframes() / wav.getframerate())), wav.getnchannels()
+    except (wave.Error, EOFError):
+        return 1, 1
 
 
 class UnusedGateway:
@@ -187,8 +199,8 @@ class Vault:
                     account_sid=account_sid,
                     call_sid=call_sid or new_sid("CA"),
                     source="DialVerb",
-                    channels=1,
-                    duration_seconds=max(1, len(body) // 16000),
+                    channels=_wav_info(body)[1],
+                    duration_seconds=_wav_info(body)[0],
                     recorded_at=recorded,
                     status=status.value,
                     stage=Stage.DONE.value if status is not RecordingStatus.PENDING else Stage.FETCH.value,
@@ -276,16 +288,24 @@ def vault_factory(database_url: str, tmp_path: Path, fast_passwords: None) -> It
     yield from _factory(database_url, tmp_path)
 
 
-@pytest.fixture
-def lite_vault_factory(tmp_path: Path, fast_passwords: None) -> Iterator[Any]:
-    """Like ``vault_factory`` on SQLite only, for tests about HTTP behaviour rather than the database."""
+@pytest.fixture(scope="session")
+def lite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite database made once per session; each test gets a copy (migrating costs more)."""
     from callvault.db.migrate import upgrade
 
-    url = f"sqlite:///{tmp_path / 'lite.db'}"
-    database = Database(url)
+    path = tmp_path_factory.mktemp("lite-template") / "callvault.db"
+    database = Database(f"sqlite:///{path}")
     upgrade(database)
     database.dispose()
-    yield from _factory(url, tmp_path)
+    return path
+
+
+@pytest.fixture
+def lite_vault_factory(tmp_path: Path, lite_template: Path, fast_passwords: None) -> Iterator[Any]:
+    """Like ``vault_factory`` on SQLite only, for tests about HTTP behaviour rather than the database."""
+    path = tmp_path / "lite.db"
+    shutil.copyfile(lite_template, path)
+    yield from _factory(f"sqlite:///{path}", tmp_path)
 
 
 def with_people(vault: Vault) -> Vault:

@@ -16,9 +16,9 @@ def bearer(vault: Vault, email: str) -> TestClient:
     return vault.client(Authorization=f"Bearer {raw}")
 
 
-def test_a_token_holder_gets_a_playback_url_that_serves_the_bytes(vault: Vault) -> None:
-    sid = vault.seed(body=BODY)
-    crm = bearer(vault, "lena@example.com")
+def test_a_token_holder_gets_a_playback_url_that_serves_the_bytes(lite_vault: Vault) -> None:
+    sid = lite_vault.seed(body=BODY)
+    crm = bearer(lite_vault, "lena@example.com")
     before = datetime.now(UTC)
     answer = crm.post(f"/api/v1/recordings/{sid}/playback")
     assert answer.status_code == 200
@@ -26,8 +26,8 @@ def test_a_token_holder_gets_a_playback_url_that_serves_the_bytes(vault: Vault) 
     assert set(body) == {"url", "expires_at"}
     expires = datetime.fromisoformat(body["expires_at"])
     assert before + timedelta(seconds=29) <= expires <= before + timedelta(seconds=32)
-    assert vault.client().get(urlsplit(body["url"]).path).content == BODY
-    [entry] = vault.audit("playback.issue")
+    assert lite_vault.client().get(urlsplit(body["url"]).path).content == BODY
+    [entry] = lite_vault.audit("playback.issue")
     assert entry.detail["via"] == "api"
     assert entry.detail["expires_at"] == body["expires_at"]
 
@@ -119,16 +119,16 @@ def test_bad_filters_are_a_400_with_a_message(lite_vault: Vault) -> None:
         assert answer.json()["error"]
 
 
-def test_an_admin_delete_leaves_a_tombstone_and_an_audit_entry(vault: Vault) -> None:
-    sid = vault.seed()
-    key = vault.recording(sid).storage_key
+def test_an_admin_delete_leaves_a_tombstone_and_an_audit_entry(lite_vault: Vault) -> None:
+    sid = lite_vault.seed()
+    key = lite_vault.recording(sid).storage_key
     assert key is not None
-    answer = bearer(vault, "admin@example.com").delete(f"/api/v1/recordings/{sid}")
+    answer = bearer(lite_vault, "admin@example.com").delete(f"/api/v1/recordings/{sid}")
     assert answer.status_code == 200
     assert answer.json()["status"] == "deleted"
-    assert vault.recording(sid).status == RecordingStatus.DELETED
-    assert vault.ctx.store.stat(key) is None
-    assert [e.recording_sid for e in vault.audit("recording.delete")] == [sid]
+    assert lite_vault.recording(sid).status == RecordingStatus.DELETED
+    assert lite_vault.ctx.store.stat(key) is None
+    assert [e.recording_sid for e in lite_vault.audit("recording.delete")] == [sid]
 
 
 def test_a_listener_cannot_delete_and_nothing_changes(lite_vault: Vault) -> None:
@@ -149,29 +149,29 @@ def test_a_session_delete_without_csrf_is_refused_and_nothing_changes(lite_vault
     assert ok.status_code == 200
 
 
-def test_a_revoked_token_fails_from_the_next_request(vault: Vault) -> None:
+def test_a_revoked_token_fails_from_the_next_request(lite_vault: Vault) -> None:
     from callvault.auth.tokens import revoke_token
 
-    sid = vault.seed()
-    token_id, raw = vault.token("lena@example.com")
-    crm = vault.client(Authorization=f"Bearer {raw}")
+    sid = lite_vault.seed()
+    token_id, raw = lite_vault.token("lena@example.com")
+    crm = lite_vault.client(Authorization=f"Bearer {raw}")
     assert crm.post(f"/api/v1/recordings/{sid}/playback").status_code == 200
-    with vault.ctx.db.write() as session:
+    with lite_vault.ctx.db.write() as session:
         revoke_token(session, token_id=token_id, actor="test")
     assert crm.post(f"/api/v1/recordings/{sid}/playback").status_code == 401
     assert crm.get(f"/r/{sid}").status_code == 401
-    assert len(vault.audit("playback.issue")) == 1
+    assert len(lite_vault.audit("playback.issue")) == 1
 
 
-def test_a_disabled_user_loses_token_and_session_access_on_the_next_request(vault: Vault) -> None:
+def test_a_disabled_user_loses_token_and_session_access_on_the_next_request(lite_vault: Vault) -> None:
     from callvault.auth.users import disable_user
 
-    sid = vault.seed()
-    crm = bearer(vault, "lena@example.com")
-    browser = vault.login("lena@example.com")
+    sid = lite_vault.seed()
+    crm = bearer(lite_vault, "lena@example.com")
+    browser = lite_vault.login("lena@example.com")
     assert crm.get(f"/r/{sid}").status_code == 302
     assert browser.get(f"/r/{sid}").status_code == 302
-    with vault.ctx.db.write() as session:
+    with lite_vault.ctx.db.write() as session:
         disable_user(session, "lena@example.com", actor="test")
     assert crm.get(f"/r/{sid}").status_code == 401
     assert browser.get(f"/r/{sid}").status_code == 401

@@ -81,14 +81,14 @@ def test_repeated_failures_are_throttled_with_retry_after(lite_vault_factory: An
     assert "Too many failed attempts" in throttled.text
 
 
-def test_a_session_planted_before_login_is_not_honoured_after_it(vault: Vault) -> None:
-    browser = vault.client()
+def test_a_session_planted_before_login_is_not_honoured_after_it(lite_vault: Vault) -> None:
+    browser = lite_vault.client()
     browser.cookies.set(SESSION, "attacker-chosen-value")
     answer = post_login(browser, "lena@example.com")
     assert answer.status_code == 303
     issued = answer.cookies.get(SESSION)
     assert issued and issued != "attacker-chosen-value"
-    attacker = vault.client()
+    attacker = lite_vault.client()
     attacker.cookies.set(SESSION, "attacker-chosen-value")
     assert attacker.get("/", headers=HTML).status_code == 302
 
@@ -110,18 +110,18 @@ def test_login_never_redirects_off_site(lite_vault: Vault) -> None:
         assert answer.headers["location"] == "/", target
 
 
-def test_logout_needs_csrf_and_ends_the_session(vault: Vault) -> None:
-    browser = vault.login("lena@example.com")
+def test_logout_needs_csrf_and_ends_the_session(lite_vault: Vault) -> None:
+    browser = lite_vault.login("lena@example.com")
     raw = browser.cookies.get(SESSION)
     assert browser.post("/logout", data={"csrf_token": "nope"}).status_code == 403
     assert browser.get("/").status_code == 200  # still logged in
-    answer = browser.post("/logout", data={"csrf_token": vault.csrf_of(browser)})
+    answer = browser.post("/logout", data={"csrf_token": lite_vault.csrf_of(browser)})
     assert answer.status_code == 303
     assert answer.headers["location"] == "/login"
-    replay = vault.client()
+    replay = lite_vault.client()
     replay.cookies.set(SESSION, raw)
     assert replay.get("/").status_code == 401
-    assert [e.actor for e in vault.audit("logout")] == ["lena@example.com"]
+    assert [e.actor for e in lite_vault.audit("logout")] == ["lena@example.com"]
 
 
 def test_an_unauthenticated_browser_is_sent_to_login(lite_vault: Vault) -> None:
@@ -187,7 +187,10 @@ def test_the_recording_page_plays_through_the_permalink(lite_vault: Vault) -> No
     sid = lite_vault.seed()
     page = lite_vault.login("lena@example.com").get(f"/recordings/{sid}")
     assert page.status_code == 200
-    assert f'<audio id="player" controls preload="metadata" src="/r/{sid}"></audio>' in page.text
+    assert (
+        f'<audio id="player" controls preload="metadata" src="/r/{sid}" data-permalink="/r/{sid}">'
+        in page.text
+    )
     assert f'value="http://testserver/r/{sid}"' in page.text
     assert 'data-copy="permalink"' in page.text
     assert '<script src="/static/app.js' in page.text
@@ -230,16 +233,16 @@ def test_an_admin_deletes_from_the_recording_page_with_csrf(lite_vault: Vault) -
 
 
 # --------------------------------------------------------------------------------------------- admin
-def test_an_admin_adds_a_user_who_can_then_log_in(vault: Vault) -> None:
-    browser = vault.login("admin@example.com")
+def test_an_admin_adds_a_user_who_can_then_log_in(lite_vault: Vault) -> None:
+    browser = lite_vault.login("admin@example.com")
     data = {"email": "new@example.com", "role": "listener", "accounts": ACCOUNT_B, "password": PASSWORD}
     assert browser.post("/admin/users", data=data).status_code == 403  # no CSRF token
-    answer = browser.post("/admin/users", data=data | {"csrf_token": vault.csrf_of(browser)})
+    answer = browser.post("/admin/users", data=data | {"csrf_token": lite_vault.csrf_of(browser)})
     assert answer.status_code == 200
     assert "Added new@example.com." in answer.text
-    assert [e.detail["email"] for e in vault.audit("user.add")][-1] == "new@example.com"
-    newcomer = vault.login("new@example.com")
-    other = vault.seed(account_sid=ACCOUNT_B)
+    assert [e.detail["email"] for e in lite_vault.audit("user.add")][-1] == "new@example.com"
+    newcomer = lite_vault.login("new@example.com")
+    other = lite_vault.seed(account_sid=ACCOUNT_B)
     assert newcomer.get(f"/r/{other}").status_code == 302
 
 
@@ -255,12 +258,12 @@ def test_adding_a_user_with_bad_input_explains_and_adds_nobody(lite_vault: Vault
     assert "x@example.com" not in [e.detail["email"] for e in lite_vault.audit("user.add")]
 
 
-def test_a_disabled_user_is_logged_out_on_the_next_request(vault: Vault) -> None:
-    lena = vault.login("lena@example.com")
-    admin = vault.login("admin@example.com")
+def test_a_disabled_user_is_logged_out_on_the_next_request(lite_vault: Vault) -> None:
+    lena = lite_vault.login("lena@example.com")
+    admin = lite_vault.login("admin@example.com")
     answer = admin.post(
         "/admin/users/state",
-        data={"email": "lena@example.com", "action": "disable", "csrf_token": vault.csrf_of(admin)},
+        data={"email": "lena@example.com", "action": "disable", "csrf_token": lite_vault.csrf_of(admin)},
     )
     assert answer.status_code == 303
     assert lena.get("/", headers=HTML).status_code == 302

@@ -11,9 +11,9 @@ BODY = wav_bytes(1.5)
 BROWSER = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
 
 
-def test_a_permalink_redirects_to_a_fresh_url_that_serves_the_recording(vault: Vault) -> None:
-    sid = vault.seed(body=BODY)
-    browser = vault.login("lena@example.com")
+def test_a_permalink_redirects_to_a_fresh_url_that_serves_the_recording(lite_vault: Vault) -> None:
+    sid = lite_vault.seed(body=BODY)
+    browser = lite_vault.login("lena@example.com")
     answer = browser.get(f"/r/{sid}")
     assert answer.status_code == 302
     assert answer.headers["cache-control"] == "no-store"
@@ -21,8 +21,8 @@ def test_a_permalink_redirects_to_a_fresh_url_that_serves_the_recording(vault: V
     target = urlsplit(answer.headers["location"])
     assert (target.scheme, target.netloc) == ("http", "testserver")
     assert target.path.startswith("/media/")
-    assert vault.client().get(target.path).content == BODY  # the URL itself is the credential
-    [entry] = vault.audit("playback.issue")
+    assert lite_vault.client().get(target.path).content == BODY  # the URL itself is the credential
+    [entry] = lite_vault.audit("playback.issue")
     assert (entry.actor, entry.recording_sid, entry.detail["via"]) == ("lena@example.com", sid, "permalink")
 
 
@@ -64,14 +64,14 @@ def test_a_bearer_token_opens_a_permalink(lite_vault: Vault) -> None:
     assert entry.actor.startswith("lena@example.com (token:")
 
 
-def test_a_listener_cannot_tell_another_accounts_recording_from_a_missing_one(vault: Vault) -> None:
-    other = vault.seed(account_sid=ACCOUNT_B)
-    browser = vault.login("lena@example.com")
+def test_a_listener_cannot_tell_another_accounts_recording_from_a_missing_one(lite_vault: Vault) -> None:
+    other = lite_vault.seed(account_sid=ACCOUNT_B)
+    browser = lite_vault.login("lena@example.com")
     hidden = browser.get(f"/r/{other}")
     missing = browser.get(f"/r/{(absent := new_sid('RE'))}")
     assert hidden.status_code == missing.status_code == 404
     assert hidden.json()["error"].replace(other, "X") == missing.json()["error"].replace(absent, "X")
-    assert vault.audit("playback.issue") == []
+    assert lite_vault.audit("playback.issue") == []
 
 
 def test_an_admin_hears_every_account(lite_vault: Vault) -> None:

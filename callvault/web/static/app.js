@@ -34,6 +34,34 @@ document.addEventListener("DOMContentLoaded", () => {
     });
   }
 
+  // The player's src is the permalink, which answers 302 to a URL that lives seconds. Chromium re-requests
+  // the URL it was redirected to (not the permalink) when a seek or resume needs new bytes, so after the
+  // TTL that request fails with a network error. Reload through the permalink (a fresh, audited link; the
+  // query string only defeats the browser's memory of the old redirect) and carry on where the listener was.
+  const player = document.querySelector("audio[data-permalink]");
+  if (player) {
+    let wantPlaying = false;
+    let reloads = 0;
+    player.addEventListener("play", () => { wantPlaying = true; });
+    // The error event fires before the pause it causes: a pause with an error set is not the listener's.
+    player.addEventListener("pause", () => { if (!player.error) wantPlaying = false; });
+    player.addEventListener("playing", () => { reloads = 0; });
+    player.addEventListener("error", () => {
+      const error = player.error;
+      // Only network errors are worth a new link (a 401 after logout shows as "not supported"); a few
+      // attempts in a row at most, so a dead link never loops.
+      if (!error || error.code !== MediaError.MEDIA_ERR_NETWORK || reloads >= 3) return;
+      reloads += 1;
+      const at = player.currentTime;
+      const resume = wantPlaying;
+      player.addEventListener("loadedmetadata", () => {
+        player.currentTime = at;
+        if (resume) player.play().catch(() => {});
+      }, { once: true });
+      player.src = `${player.dataset.permalink}?reload=${Date.now()}`;
+    });
+  }
+
   // Read-only inputs select their whole value on focus, for easy manual copying.
   for (const input of document.querySelectorAll("input[readonly]")) {
     input.addEventListener("focus", () => input.select());
