@@ -52,6 +52,18 @@ def read_object(store: Store, key: str) -> bytes | None:
         return None
 
 
+class FrozenClock(FakeClock):
+    """A clock that stands still unless the test moves it: retry delays never fall due behind a test's back,
+    so "one attempt each" means exactly that, however slow the machine is."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._start = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self._start + self.offset
+
+
 @dataclass
 class FaultRig(Rig):
     """The pipeline in process. ``view`` reads the vault directly, past any fault proxy."""
@@ -124,7 +136,7 @@ def make_rig(
         ctx.db = database
     view = view or ctx.store
     witness = CustodyWitness(simulator, lambda sid: read_object(view, vault_key(simulator, sid))).install()
-    return FaultRig(ctx=ctx, simulator=simulator, clock=FakeClock(), witness=witness, view=view)
+    return FaultRig(ctx=ctx, simulator=simulator, clock=FrozenClock(), witness=witness, view=view)
 
 
 @pytest.fixture
@@ -167,6 +179,13 @@ def s3_rig(
     )
     yield rig
     rig.ctx.close()
+
+
+@pytest.fixture(params=["file", "s3"])
+def any_rig(request: pytest.FixtureRequest, database_url: str) -> FaultRig:
+    """``file_rig`` and ``s3_rig`` in turn (``database_url`` is named so both databases apply)."""
+    rig: FaultRig = request.getfixturevalue(f"{request.param}_rig")
+    return rig
 
 
 def wait_for(predicate: Callable[[], bool], *, timeout: float = 60.0, what: str = "condition") -> None:
