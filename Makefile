@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 MS_STAMP := $(MS_VENV)/.installed
 
-.PHONY: serve test lint typecheck pytest install install-test ministack browser bench clean
+.PHONY: serve test lint typecheck pytest install install-test ministack browser bench bench-quick bench-soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,8 +47,19 @@ pytest: install-test
 
 test: lint typecheck pytest
 
+# Benchmarks print tables and compare with a baseline measured in the same run; they never fail on timing.
 bench: install-test
-	$(BIN)/python bench/ingest.py
+	CALLVAULT_MINISTACK=$(CURDIR)/$(MS_VENV)/bin/ministack $(BIN)/python bench/ingest.py
+	CALLVAULT_MINISTACK=$(CURDIR)/$(MS_VENV)/bin/ministack $(BIN)/python bench/webhook.py
+	CALLVAULT_MINISTACK=$(CURDIR)/$(MS_VENV)/bin/ministack $(BIN)/python bench/playback.py
+
+bench-quick: install-test
+	CALLVAULT_MINISTACK=$(CURDIR)/$(MS_VENV)/bin/ministack $(BIN)/python bench/ingest.py --quick
+	CALLVAULT_MINISTACK=$(CURDIR)/$(MS_VENV)/bin/ministack $(BIN)/python bench/webhook.py --quick
+	CALLVAULT_MINISTACK=$(CURDIR)/$(MS_VENV)/bin/ministack $(BIN)/python bench/playback.py --quick
+
+bench-soak: install-test
+	CALLVAULT_MINISTACK=$(CURDIR)/$(MS_VENV)/bin/ministack $(BIN)/python bench/ingest.py --soak
 
 clean:
 	rm -rf $(VENV) $(MS_VENV) callvault-data .pytest_cache .mypy_cache .ruff_cache
