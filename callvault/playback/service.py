@@ -123,7 +123,7 @@ def issue_link(
         if not playable(rec):
             raise Conflict(f"recording {rec.sid} is {rec.status}: there is nothing to play")
         assert rec.storage_key is not None
-        content_type = rec.content_type or "application/octet-stream"
+        content_type = _served_type(rec.content_type)
         grant = signing.MediaGrant(
             recording_sid=rec.sid,
             key=rec.storage_key,
@@ -163,6 +163,19 @@ def _url_for(
     base = link_base(ctx.settings, base_url)
     mode = "proxy" if ctx.settings.playback_mode is PlaybackMode.PROXY else "signed"
     return f"{base}/media/{signing.sign(ctx.secret_key, grant)}", mode
+
+
+def _served_type(content_type: str | None) -> str:
+    # Links are served inline, on callvault's own origin in file-store and proxy mode: only an audio type
+    # is passed through, so a row that somehow names text/html can never become a page of ours.
+    if (
+        content_type
+        and content_type.startswith("audio/")
+        and content_type.isascii()
+        and ";" not in content_type
+    ):
+        return content_type
+    return "application/octet-stream"
 
 
 def link_base(settings: Settings, request_base: str | None) -> str:

@@ -148,3 +148,24 @@ def test_a_recording_still_in_transfer_cannot_be_deleted(lite: Vault) -> None:
     with pytest.raises(Conflict):
         service.delete_recording(lite.ctx, ADMIN, sid, client_ip=None, user_agent=None)
     assert lite.recording(sid).status == RecordingStatus.PENDING
+
+
+@pytest.mark.parametrize(
+    ("stored", "served"),
+    [
+        ("audio/mpeg", "audio/mpeg"),
+        ("text/html", "application/octet-stream"),
+        (None, "application/octet-stream"),
+    ],
+)
+def test_only_audio_content_types_are_served_as_such(lite: Vault, stored: str | None, served: str) -> None:
+    from sqlalchemy import update
+
+    from callvault.db.models import Recording
+
+    sid = lite.seed()
+    with lite.ctx.db.write() as session:
+        session.execute(update(Recording).where(Recording.sid == sid).values(content_type=stored))
+    link = issue(lite, ADMIN, sid, now=datetime.now(UTC))
+    grant = signing.verify(lite.ctx.secret_key, link.url.rsplit("/", 1)[1], now=datetime.now(UTC))
+    assert grant.content_type == served

@@ -164,3 +164,41 @@ def test_a_logged_out_browser_gets_the_login_page_for_a_permalink(served: Served
     assert page.locator("input[name=next]").input_value() == f"/r/{served.sid}"
     page.screenshot(path=str(ARTIFACTS / "login.png"), full_page=True)
     assert len(served.vault.audit("playback.issue")) == issued_before
+
+
+def test_the_admin_and_audit_pages_work_under_the_csp(served: Served, chromium: Any) -> None:
+    page = chromium.new_context(viewport={"width": 1280, "height": 860}).new_page()
+    violations: list[str] = []
+    page.on("console", lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None)
+    page.goto(f"{served.base}/login")
+    page.fill("input[name=email]", "maria@example.com")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{served.base}/")
+
+    page.goto(f"{served.base}/admin/users")
+    page.fill("form[action='/admin/users'] input[name=email]", "lena@example.com")
+    page.select_option("form[action='/admin/users'] select[name=role]", "listener")
+    page.fill("form[action='/admin/users'] textarea[name=accounts]", ACCOUNT_B)
+    page.fill("form[action='/admin/users'] input[name=password]", PASSWORD)
+    page.click("form[action='/admin/users'] button[type=submit]")
+    assert "Added lena@example.com." in page.locator(".alert").inner_text()
+    page.screenshot(path=str(ARTIFACTS / "admin-users.png"), full_page=True)
+
+    page.goto(f"{served.base}/admin/tokens")
+    page.select_option("select[name=email]", "lena@example.com")
+    page.fill("input[name=name]", "CRM integration")
+    page.click("form[action='/admin/tokens'] button[type=submit]")
+    token = page.locator("#new-token").input_value()
+    assert token.startswith("cvt_")
+    page.screenshot(path=str(ARTIFACTS / "admin-tokens.png"), full_page=True)
+
+    page.goto(f"{served.base}/audit")
+    assert "Chain intact." in page.locator(".alert.chain").inner_text()
+    assert page.locator("td[data-label=Action]", has_text="token.create").count() == 1
+    page.screenshot(path=str(ARTIFACTS / "audit.png"), full_page=True)
+
+    page.goto(f"{served.base}/recordings/RE{'0' * 32}")
+    assert page.locator("h1").inner_text() == "Not found"
+    page.screenshot(path=str(ARTIFACTS / "not-found.png"), full_page=True)
+    assert violations == []

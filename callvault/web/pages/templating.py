@@ -53,6 +53,25 @@ def when(moment: datetime | None) -> str:
     return f"{at.day} {at:%b %Y, %H:%M} UTC"
 
 
+def stamp(moment: datetime | None) -> str:
+    """``3 Mar 2025 14:05:09``: the audit trail's precise, compact form (UTC, labelled in the header)."""
+    if moment is None:
+        return "—"
+    at = moment.astimezone(UTC)
+    return f"{at.day} {at:%b %Y %H:%M:%S}"
+
+
+def plain(value: object) -> str:
+    """A JSON value for people: lists joined, ``None`` as a dash, booleans as yes/no."""
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list):
+        return ", ".join(plain(item) for item in value) or "—"
+    return str(value)
+
+
 def iso(moment: datetime | None) -> str:
     return moment.astimezone(UTC).isoformat() if moment is not None else ""
 
@@ -80,7 +99,9 @@ def _environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(duration=duration, filesize=filesize, when=when, iso=iso, ago=ago)
+    env.filters.update(
+        duration=duration, filesize=filesize, when=when, stamp=stamp, plain=plain, iso=iso, ago=ago
+    )
     env.globals["version"] = __version__
     return env
 
