@@ -61,7 +61,7 @@ def settings() -> Settings:
 
 
 def open_database(cfg: Settings) -> Database:
-    return Database(cfg.database_url)
+    return Database(cfg.database_url, sqlite_busy_timeout=cfg.sqlite_busy_timeout_seconds)
 
 
 # --------------------------------------------------------------------------------------------- db

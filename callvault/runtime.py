@@ -34,7 +34,11 @@ def build_context(settings: Settings, *, account: TwilioAccount | None = None) -
         raise ConfigError(
             "CALLVAULT_TWILIO_ACCOUNT_SID: not set (demo mode runs only inside `callvault serve`)"
         )
-    db = Database(settings.database_url, pool_size=settings.worker_concurrency + 8)
+    db = Database(
+        settings.database_url,
+        pool_size=settings.worker_concurrency + 8,
+        sqlite_busy_timeout=settings.sqlite_busy_timeout_seconds,
+    )
     store = open_store(settings)
     gateway = TwilioGateway(
         account,

@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     # -- embedded state -------------------------------------------------------------------------
     data_dir: Path = Field(default=Path("callvault-data"))
     database_url: str = ""
+    # Twilio waits 15 s for a webhook: a write that waits longer for SQLite's lock answers nothing useful.
+    sqlite_busy_timeout_seconds: float = Field(default=10.0, gt=0, le=600)
     storage_url: str = ""
     secret_key: SecretStr | None = None
 

@@ -22,18 +22,18 @@ class Database:
     ``FOR UPDATE SKIP LOCKED`` instead (see ``callvault.db.recordings``).
     """
 
-    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+    def __init__(self, url: str, *, pool_size: int = 10, sqlite_busy_timeout: float = 10.0) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         kwargs: dict[str, Any] = {"pool_pre_ping": True}
         if self.is_sqlite:
-            kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
+            kwargs["connect_args"] = {"timeout": sqlite_busy_timeout, "check_same_thread": False}
         else:
             kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_timeout=10)
             kwargs["connect_args"] = {"connect_timeout": 5}
         self.engine: Engine = create_engine(url, **kwargs)
         if self.is_sqlite:
-            _sqlite_transaction_control(self.engine)
+            _sqlite_transaction_control(self.engine, busy_timeout_ms=round(sqlite_busy_timeout * 1000))
         self._reader = sessionmaker(self.engine, expire_on_commit=False)
         writer_engine = (
             self.engine.execution_options(sqlite_begin="IMMEDIATE") if self.is_sqlite else self.engine
@@ -66,7 +66,7 @@ def _unavailable_on_connect_error() -> Iterator[None]:
         raise Unavailable("the database is unavailable") from exc
 
 
-def _sqlite_transaction_control(engine: Engine) -> None:
+def _sqlite_transaction_control(engine: Engine, *, busy_timeout_ms: int) -> None:
     # SQLAlchemy's documented recipe: take transaction control away from pysqlite, so BEGIN is ours.
     @event.listens_for(engine, "connect")
     def _connect(dbapi_connection: Any, _record: Any) -> None:
@@ -75,7 +75,8 @@ def _sqlite_transaction_control(engine: Engine) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        # How long a writer waits for the lock before OperationalError, which becomes Unavailable (503).
+        cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms:d}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
