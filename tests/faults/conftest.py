@@ -4,6 +4,8 @@ behind a fault-injecting proxy; and small helpers shared by the fault tests."""
 
 from __future__ import annotations
 
+import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -12,8 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import uvicorn
 from sqlalchemy import select
 
+from callvault.context import Context
 from callvault.db.database import Database
 from callvault.db.models import AuditEntry, Recording
 from callvault.db.recordings import get_recording
@@ -186,6 +190,37 @@ def any_rig(request: pytest.FixtureRequest, database_url: str) -> FaultRig:
     """``file_rig`` and ``s3_rig`` in turn (``database_url`` is named so both databases apply)."""
     rig: FaultRig = request.getfixturevalue(f"{request.param}_rig")
     return rig
+
+
+class AppServer:
+    """callvault's web app (``create_app``) served by uvicorn on a loopback port, in a background thread."""
+
+    def __init__(self, ctx: Context) -> None:
+        from callvault.web.app import create_app
+
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.bind(("127.0.0.1", 0))
+        config = uvicorn.Config(
+            create_app(ctx), log_config=None, log_level="warning", access_log=False, lifespan="off"
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._sock]}, name="callvault-web", daemon=True
+        )
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self._sock.getsockname()[1]}"
+
+    def __enter__(self) -> AppServer:
+        self._thread.start()
+        wait_for(lambda: self._server.started, timeout=15, what="the web app to start")
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._server.should_exit = True
+        self._thread.join(10)
+        self._sock.close()
 
 
 def wait_for(predicate: Callable[[], bool], *, timeout: float = 60.0, what: str = "condition") -> None:
