@@ -45,6 +45,12 @@ class Case:
     name: str
     count: int
     size_bytes: int
+    latency_ms: float = 0.0  # added to every Twilio and S3 request by a proxy (the WAN case)
+
+    @property
+    def label(self) -> str:
+        wan = f", +{self.latency_ms:.0f} ms per request" if self.latency_ms else ""
+        return f"{self.name}: {self.count} x {self.size_bytes // MB} MB{wan}"
 
 
 @dataclass(frozen=True)
@@ -73,6 +79,12 @@ class Env:
     db_kind: str
     workers: int
     threads: int
+    twilio_url: str = ""  # where the code under test reaches Twilio and S3 (a proxy in the WAN case)
+    s3_url: str = ""
+
+    def __post_init__(self) -> None:
+        self.twilio_url = self.twilio_url or self.sim.base_url
+        self.s3_url = self.s3_url or self.s3.endpoint_url
 
 
 # -- (a) the naive script ----------------------------------------------------------------------------------
@@ -80,12 +92,12 @@ def run_naive(env: Env, case: Case) -> Result:
     views = env.sim.add_recordings(case.count, size_bytes=case.size_bytes)
     bucket = env.s3.fresh_bucket()
     job = {
-        "base_url": env.sim.base_url,
+        "base_url": env.twilio_url,
         "account_sid": env.sim.account_sid,
         "api_key_sid": env.sim.api_key_sid,
         "api_key_secret": env.sim.api_key_secret,
         "bucket": bucket,
-        "s3_endpoint_url": env.s3.endpoint_url,
+        "s3_endpoint_url": env.s3_url,
         "sids": [view["sid"] for view in views],
         "tmp_dir": str(env.rig.dir),
     }
@@ -121,14 +133,15 @@ def run_callvault(env: Env, case: Case) -> Result:
     base = f"http://127.0.0.1:{port}"
     cv_env = {
         **env.sim.callvault_env(),
-        **rig.s3_env(env.s3, bucket),
+        **rig.s3_env(env.s3, bucket, endpoint_url=env.s3_url),
+        "CALLVAULT_TWILIO_API_BASE_URL": env.twilio_url,
         "CALLVAULT_DATABASE_URL": database_url,
         "CALLVAULT_DATA_DIR": str(env.rig.dir / "data"),
         "CALLVAULT_SECRET_KEY": "bench-" + "k" * 40,
         "CALLVAULT_PUBLIC_URL": base,
         "CALLVAULT_WORKER_POLL_SECONDS": "0.2",
     }
-    label = f"{case.name}-{env.db_kind}"
+    label = f"{case.name}-{env.db_kind}-{int(case.latency_ms)}"
     serve = env.rig.callvault(f"serve-{label}", "serve", "--no-worker", "--port", str(port), env=cv_env)
     rig.wait_http_ok(f"{base}/healthz", serve)
     workers = [
@@ -142,7 +155,7 @@ def run_callvault(env: Env, case: Case) -> Result:
     try:
         with RssSampler([w.pid for w in workers]) as sampler:
             started = time.perf_counter()
-            send_callbacks(env.sim, views, f"{base}/twilio/recording-status")
+            send_callbacks(env.sim, views, f"{base}/twilio/recording-status", api_base_url=env.twilio_url)
             rig.deadline_loop(
                 lambda: settled(db, case.count),
                 timeout=CASE_TIMEOUT,
@@ -166,15 +179,18 @@ def run_callvault(env: Env, case: Case) -> Result:
     return Result(name, case, elapsed, sampler.peak_max, verified, cpu)
 
 
-def send_callbacks(sim: SimulatorProcess, views: list[dict[str, Any]], url: str) -> None:
-    """Signed ``completed`` callbacks, four at a time (Twilio sends callbacks concurrently)."""
+def send_callbacks(
+    sim: SimulatorProcess, views: list[dict[str, Any]], url: str, *, api_base_url: str | None = None
+) -> None:
+    """Signed ``completed`` callbacks, four at a time (Twilio sends callbacks concurrently), whose
+    RecordingUrl points at ``api_base_url`` (the simulator, or the proxy in front of it)."""
     import httpx
 
     def post(batch: list[dict[str, Any]]) -> None:
         with httpx.Client(timeout=15.0, trust_env=False) as client:
             for view in batch:
                 params = recording_status_params(
-                    rig.sim_recording(view), status="completed", api_base_url=sim.base_url
+                    rig.sim_recording(view), status="completed", api_base_url=api_base_url or sim.base_url
                 )
                 answer = send_status_callback(url, auth_token=sim.auth_token, params=params, client=client)
                 if answer.status_code != 204:
@@ -229,6 +245,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--db", choices=("sqlite", "postgres"), default="postgres")
     parser.add_argument("--workers", type=int, default=2, help="callvault worker processes")
     parser.add_argument("--threads", type=int, default=4, help="threads per worker process")
+    parser.add_argument(
+        "--latency-ms",
+        type=float,
+        default=50.0,
+        help="WAN case: added to every Twilio and S3 request (0: skip)",
+    )
     args = parser.parse_args(argv)
     if args.soak:
         import soak
@@ -239,15 +261,27 @@ def main(argv: list[str] | None = None) -> int:
         if args.quick
         else [Case("small", 200, 1 * MB), Case("large", 1, 500 * MB)]
     )
+    if args.latency_ms:
+        cases.append(Case("small", 30 if args.quick else 200, 1 * MB, latency_ms=args.latency_ms))
     console.print(f"[bold]bench/ingest.py[/bold] on {rig.machine()}; {rig.load_average()}")
     results: list[Result] = []
     with Rig("ingest") as bench:
         sim = SimulatorProcess.start(bench)
         s3, _ = rig.start_ministack(bench)
-        env = Env(bench, sim, s3, args.db, args.workers, args.threads)
+        loopback = Env(bench, sim, s3, args.db, args.workers, args.threads)
+        wan: Env | None = None
         for case in cases:
+            env = loopback
+            if case.latency_ms:
+                if wan is None:
+                    _, twilio_url, _ = rig.start_proxy(
+                        bench, "twilio-wan", sim.base_url, delay_ms=case.latency_ms
+                    )
+                    _, s3_url, _ = rig.start_proxy(bench, "s3-wan", s3.endpoint_url, delay_ms=case.latency_ms)
+                    wan = Env(bench, sim, s3, args.db, args.workers, args.threads, twilio_url, s3_url)
+                env = wan
             for run in (run_naive, run_callvault):
-                what = f"{case.name}: {case.count} x {case.size_bytes // MB} MB, {run.__name__}"
+                what = f"{case.label}, {run.__name__}"
                 console.print(f"[dim]{what}[/dim]")
                 results.append(run(env, case))
     report(results)
@@ -260,7 +294,7 @@ def report(results: list[Result]) -> None:
         baseline = next(r for r in results if r.case == result.case)
         rows.append(
             (
-                f"{result.case.name}: {result.case.count} x {result.case.size_bytes // MB} MB",
+                result.case.label,
                 result.approach,
                 f"{result.per_second:.2f}",
                 f"{result.mb_per_second:.1f}",
@@ -271,9 +305,11 @@ def report(results: list[Result]) -> None:
             )
         )
     columns = ["case", "approach", "rec/s", "MB/s", "vs (a)", "peak RSS MB", "CPU ms/rec", "verified"]
-    console.print(rig.table("Ingest (same run, loopback)", columns, rows))
+    console.print(rig.table("Ingest (same run)", columns, rows))
     console.print(
         "Targets: (b) >= 5x (a) on the small recordings; (b) peak RSS < 150 MB on the large one. "
+        "The WAN case adds the latency to every request through a proxy in front of the simulator and "
+        "one in front of S3. "
         "Peak RSS of (b) is the largest worker process (with its children). CPU ms/rec: of the naive "
         "script, or of callvault's serve + worker processes."
     )

@@ -167,6 +167,20 @@ def wait_http_ok(url: str, proc: Proc, *, timeout: float = 30.0) -> None:
     raise BenchError(f"{proc.name} did not answer {url} within {timeout} s:\n{proc.tail()}")
 
 
+def wait_log_or_port(proc: Proc, port: int, *, timeout: float = 30.0) -> None:
+    """Wait until ``proc`` accepts TCP connections on ``port``."""
+    import socket
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        proc.check_alive()
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise BenchError(f"{proc.name} did not listen on {port} within {timeout} s:\n{proc.tail()}")
+
+
 def wait_log(proc: Proc, needle: str, *, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -293,6 +307,24 @@ def sha256_of_object(client: Any, bucket: str, key: str) -> str | None:
     for chunk in body.iter_chunks(1024 * 1024):
         digest.update(chunk)
     return digest.hexdigest()
+
+
+def start_proxy(
+    rig: Rig, name: str, upstream: str, *, fail_rate: float = 0.0, delay_ms: float = 0.0
+) -> tuple[Proc, str, Path]:
+    """bench/s3proxy.py in front of ``upstream``; returns the process, its URL and its request log."""
+    log = rig.dir / f"{name}.jsonl"
+    argv = [PYTHON, str(REPO_ROOT / "bench" / "s3proxy.py"), "--upstream", upstream, "--log", str(log)]
+    argv += ["--fail-rate", str(fail_rate), "--delay-ms", str(delay_ms)]
+    proc = rig.start(name, argv)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        proc.check_alive()
+        for line in proc.tail(5000).splitlines():
+            if line.startswith('{"port"'):
+                return proc, f"http://127.0.0.1:{json.loads(line)['port']}", log
+        time.sleep(0.05)
+    raise BenchError(f"{name} printed no port:\n{proc.tail()}")
 
 
 # -- databases -------------------------------------------------------------------------------------------

@@ -1,10 +1,13 @@
-"""A fault-injecting HTTP proxy in front of the S3 test server, for ``bench/ingest.py --soak``.
+"""A fault-injecting, latency-adding HTTP proxy, in front of the S3 test server or the Twilio simulator.
 
-Answers a random share of requests (``--fail-rate``, seeded) itself with S3's ``503 SlowDown`` and forwards
-the rest unchanged: method, raw path and query, every header including ``Host`` (the SigV4 signature covers
-them, so the S3 server still verifies it), and the body. Each request is logged as one JSON line (method,
-path, query, status, whether the fault was injected, and ``t_done``: ``time.monotonic()`` when the answer
-was complete, comparable with the simulator's event times on the same machine).
+``bench/ingest.py --soak`` puts it in front of ministack with ``--fail-rate``; the ingest benchmark's WAN
+case puts one in front of each server with ``--delay-ms`` (every request waits that long before it is
+forwarded, like a round trip to a distant region). A random share of requests (``--fail-rate``, seeded) is
+answered here with S3's ``503 SlowDown``; the rest is forwarded unchanged: method, raw path and query, every
+header including ``Host`` (the SigV4 signature covers them, so the S3 server still verifies it), and the
+body. Each request is logged as one JSON line (method, path, query, status, whether the fault was injected,
+and ``t_done``: ``time.monotonic()`` when the answer was complete, comparable with the simulator's event
+times on the same machine).
 
     python bench/s3proxy.py --upstream http://127.0.0.1:4566 --port 0 --fail-rate 0.01 --log s3.jsonl
 """
@@ -12,6 +15,7 @@ was complete, comparable with the simulator's event times on the same machine).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import random
 import socket
@@ -32,9 +36,10 @@ SLOW_DOWN = (
 
 
 class FaultProxy:
-    def __init__(self, *, upstream: str, fail_rate: float, seed: int, log_path: str) -> None:
+    def __init__(self, *, upstream: str, fail_rate: float, delay_ms: float, seed: int, log_path: str) -> None:
         self.upstream = httpx.URL(upstream)
         self.fail_rate = fail_rate
+        self.delay = delay_ms / 1000
         self.rng = random.Random(seed)
         self.log = open(log_path, "a", buffering=1)  # noqa: SIM115 - lives as long as the process
         self.client = httpx.AsyncClient(timeout=120.0, limits=httpx.Limits(max_connections=64))
@@ -48,6 +53,8 @@ class FaultProxy:
         raw_path = scope.get("raw_path") or scope["path"].encode()
         query = scope.get("query_string", b"")
         injected = self.rng.random() < self.fail_rate
+        if self.delay:
+            await asyncio.sleep(self.delay)
         if injected:
             response = Response(SLOW_DOWN, status_code=503, media_type="application/xml")
         else:
@@ -83,10 +90,17 @@ def main() -> int:
     parser.add_argument("--upstream", required=True)
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--fail-rate", type=float, default=0.01)
+    parser.add_argument("--delay-ms", type=float, default=0.0, help="added before forwarding each request")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--log", required=True)
     args = parser.parse_args()
-    app = FaultProxy(upstream=args.upstream, fail_rate=args.fail_rate, seed=args.seed, log_path=args.log)
+    app = FaultProxy(
+        upstream=args.upstream,
+        fail_rate=args.fail_rate,
+        delay_ms=args.delay_ms,
+        seed=args.seed,
+        log_path=args.log,
+    )
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", args.port))

@@ -37,16 +37,7 @@ def main(*, quick: bool) -> int:
     with Rig("soak") as bench:
         sim = SimulatorProcess.start(bench)
         s3, _ = rig.start_ministack(bench)
-        proxy_log = bench.dir / "s3proxy.jsonl"
-        proxy = bench.start(
-            "s3proxy",
-            [
-                rig.PYTHON,
-                str(rig.REPO_ROOT / "bench" / "s3proxy.py"),
-                *("--upstream", s3.endpoint_url, "--fail-rate", str(FAIL_RATE), "--log", str(proxy_log)),
-            ],
-        )
-        proxy_url = f"http://127.0.0.1:{read_port(proxy)}"
+        proxy, proxy_url, proxy_log = rig.start_proxy(bench, "s3proxy", s3.endpoint_url, fail_rate=FAIL_RATE)
         console.print(f"[dim]adding {count} recordings of {SIZE // 1024} KB to the simulator[/dim]")
         views = sim.add_recordings(count, size_bytes=SIZE, threads=8)
         bucket = s3.fresh_bucket()
@@ -101,17 +92,6 @@ def main(*, quick: bool) -> int:
         peaks.update({f"worker {i} ({THREADS} threads)": sampler.peaks[w.pid] for i, w in enumerate(workers)})
         print_report(report, peaks)
         return 0 if report["lost"] == 0 and not report["early"] and not report["double"] else 1
-
-
-def read_port(proc: rig.Proc) -> int:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        proc.check_alive()
-        for line in proc.tail(5000).splitlines():
-            if line.startswith('{"port"'):
-                return int(json.loads(line)["port"])
-        time.sleep(0.05)
-    raise BenchError(f"{proc.name} printed no port:\n{proc.tail()}")
 
 
 def settled(db: Database, count: int) -> bool:
