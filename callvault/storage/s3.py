@@ -202,6 +202,7 @@ class S3Store:
         return checksum
 
     def _start_multipart(self, name: str, content_type: str) -> _Multipart:
+        self._abort_abandoned(name)
         try:
             created = self.client.create_multipart_upload(
                 Bucket=self.bucket,
@@ -213,6 +214,20 @@ class S3Store:
         except S3Errors as exc:
             raise self._error("multipart start", name, exc) from exc
         return _Multipart(self, name, created["UploadId"])
+
+    def _abort_abandoned(self, name: str) -> None:
+        """Abort unfinished multipart uploads of this object left by earlier attempts. A process killed
+        mid-upload cannot abort its own, and S3 keeps (and bills) the parts until someone does; only one
+        worker holds a recording's lease, so any other upload of the key is abandoned or stale. Best effort:
+        without ``s3:ListBucketMultipartUploads`` the leftovers wait for a bucket lifecycle rule."""
+        try:
+            listed = self.client.list_multipart_uploads(Bucket=self.bucket, Prefix=name)
+        except S3Errors as exc:
+            log.warning("%s", self._error("listing of unfinished uploads", name, exc).message)
+            return
+        for upload in listed.get("Uploads", []):
+            if upload.get("Key") == name and "UploadId" in upload:
+                _Multipart(self, name, upload["UploadId"]).abort()
 
     def _stream(self, name: str, chunks: Iterator[bytes]) -> Iterator[bytes]:
         try:
