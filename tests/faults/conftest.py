@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import uvicorn
 from sqlalchemy import select
@@ -22,18 +23,21 @@ from callvault.db.database import Database
 from callvault.db.models import AuditEntry, Recording
 from callvault.db.recordings import get_recording
 from callvault.errors import ObjectMissing
+from callvault.pipeline.intake import StatusCallback, record_status_callback
 from callvault.pipeline.worker import Worker
 from callvault.runtime import audit_twilio_delete
 from callvault.settings import MediaFormat, S3Sse
 from callvault.storage.base import Store
 from callvault.storage.keys import recording_key
 from callvault.storage.s3 import S3Store
+from callvault.twilio.simulator.callbacks import recording_status_params, send_status_callback
 from callvault.twilio.simulator.server import SimulatorServer
 from callvault.twilio.simulator.state import Event
 from tests.custody import CustodyWitness
 from tests.factories import make_context, make_settings
 from tests.pipeline.conftest import FakeClock, Rig
-from tests.plugins.faults import S3FaultProxy
+from tests.plugins.faults import S3FaultProxy, S3Request
+from tests.plugins.processes import CallvaultProcess
 from tests.plugins.s3 import TEST_PART_SIZE, S3Server
 
 
@@ -221,6 +225,132 @@ class AppServer:
         self._server.should_exit = True
         self._thread.join(10)
         self._sock.close()
+
+
+def post_callback(base_url: str, simulator: SimulatorServer, sid: str, status: str) -> httpx.Response:
+    """Send a recording status callback for ``sid`` the way Twilio does (form-encoded, signed)."""
+    rec = simulator.recording(sid)
+    assert rec is not None
+    params = recording_status_params(rec, status=status, api_base_url=simulator.base_url)
+    return send_status_callback(
+        f"{base_url}/twilio/recording-status", auth_token=simulator.auth_token, params=params
+    )
+
+
+@dataclass
+class S3Deployment:
+    """Real ``callvault worker`` processes on S3 (through ``proxy``) and a database shared with the test."""
+
+    tmp_path: Path
+    env: dict[str, str]
+    db: Database
+    simulator: SimulatorServer
+    witness: CustodyWitness
+    view: S3Store  # the bucket seen directly, past the proxy
+    proxy: S3FaultProxy
+    s3_server: S3Server
+    bucket: str
+    processes: list[CallvaultProcess]
+
+    def worker(self, *args: str, env: dict[str, str] | None = None) -> CallvaultProcess:
+        log = self.tmp_path / f"{len(self.processes)}-worker.log"
+        process = CallvaultProcess(["worker", *args], env={**self.env, **(env or {})}, log_path=log)
+        self.processes.append(process)
+        return process
+
+    def queue(self, sid: str) -> None:
+        rec = self.simulator.recording(sid)
+        assert rec is not None
+        callback = StatusCallback(
+            account_sid=rec.account_sid,
+            recording_sid=sid,
+            call_sid=rec.call_sid,
+            status="completed",
+            duration_seconds=None,
+            channels=None,
+            source=None,
+            started_at=None,
+            error_code=None,
+        )
+        record_status_callback(self.db, callback, now=utcnow())
+
+    def row(self, sid: str) -> Recording:
+        with self.db.read() as session:
+            return get_recording(session, sid)
+
+    def stored(self, sid: str) -> bytes | None:
+        return read_object(self.view, vault_key(self.simulator, sid))
+
+    def wait_stored(self, sids: list[str], *, timeout: float = 120.0) -> None:
+        def done() -> bool:
+            with self.db.read() as session:
+                rows = session.execute(select(Recording.status).where(Recording.sid.in_(sids))).scalars()
+                return sorted(rows) == ["stored"] * len(sids)
+
+        try:
+            wait_for(done, timeout=timeout, what=f"{len(sids)} recordings stored")
+        except AssertionError as exc:
+            logs = "\n".join(p.logs()[-3000:] for p in self.processes)
+            raise AssertionError(f"{exc}\n{logs}") from None
+
+    def uploads_in_progress(self) -> list[str]:
+        uploads = self.s3_server.client().list_multipart_uploads(Bucket=self.bucket).get("Uploads", [])
+        return [upload["Key"] for upload in uploads]
+
+    def puts(self, sid: str) -> list[S3Request]:
+        """Every upload request (single PUT, or each part) the proxy saw for the recording's object."""
+        key = vault_key(self.simulator, sid)
+        return [r for r in self.proxy.logged() if r.key.endswith(key) and r.method in ("PUT", "POST")]
+
+
+@pytest.fixture
+def s3_deployment(
+    tmp_path: Path,
+    database_url: str,
+    simulator: SimulatorServer,
+    s3_server: S3Server,
+    s3_bucket: str,
+    s3_fault_proxy: S3FaultProxy,
+    callvault_processes: list[CallvaultProcess],
+) -> Iterator[S3Deployment]:
+    env = {
+        "CALLVAULT_DATA_DIR": str(tmp_path / "data"),
+        "CALLVAULT_DATABASE_URL": database_url,
+        "CALLVAULT_STORAGE_URL": f"s3://{s3_bucket}/vault",
+        "CALLVAULT_S3_ENDPOINT_URL": s3_fault_proxy.endpoint_url,
+        "CALLVAULT_S3_PART_SIZE_MB": "5",
+        "AWS_ACCESS_KEY_ID": s3_server.access_key_id,
+        "AWS_SECRET_ACCESS_KEY": s3_server.secret_access_key,
+        "AWS_DEFAULT_REGION": s3_server.region,
+        "CALLVAULT_SECRET_KEY": "faults-secret-" + "k" * 40,
+        "CALLVAULT_TWILIO_ACCOUNT_SID": simulator.account_sid,
+        "CALLVAULT_TWILIO_AUTH_TOKEN": simulator.auth_token,
+        "CALLVAULT_TWILIO_API_KEY_SID": simulator.api_key_sid,
+        "CALLVAULT_TWILIO_API_KEY_SECRET": simulator.api_key_secret,
+        "CALLVAULT_TWILIO_API_BASE_URL": simulator.base_url,
+        "CALLVAULT_PUBLIC_URL": "http://127.0.0.1:9",
+        "CALLVAULT_LEASE_SECONDS": "2",
+        "CALLVAULT_WORKER_POLL_SECONDS": "0.1",
+        "CALLVAULT_RETRY_BASE_SECONDS": "0.2",
+        "CALLVAULT_RETRY_MAX_SECONDS": "1",
+        "CALLVAULT_LOG_LEVEL": "INFO",
+    }
+    view = s3_store_via(s3_server, s3_bucket)
+    witness = CustodyWitness(simulator, lambda sid: read_object(view, vault_key(simulator, sid))).install()
+    db = Database(database_url)
+    yield S3Deployment(
+        tmp_path=tmp_path,
+        env=env,
+        db=db,
+        simulator=simulator,
+        witness=witness,
+        view=view,
+        proxy=s3_fault_proxy,
+        s3_server=s3_server,
+        bucket=s3_bucket,
+        processes=callvault_processes,
+    )
+    db.dispose()
 
 
 def wait_for(predicate: Callable[[], bool], *, timeout: float = 60.0, what: str = "condition") -> None:

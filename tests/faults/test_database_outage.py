@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from callvault.db.database import Database
@@ -20,9 +19,8 @@ from callvault.db.recordings import get_recording
 from callvault.pipeline.worker import Worker
 from callvault.runtime import audit_twilio_delete
 from callvault.storage.base import PutResult, Store
-from callvault.twilio.simulator.callbacks import recording_status_params, send_status_callback
 from callvault.twilio.simulator.server import SimulatorServer
-from tests.faults.conftest import AppServer, FaultRig, kinds, make_rig, settings_for, wait_for
+from tests.faults.conftest import AppServer, FaultRig, kinds, make_rig, post_callback, settings_for, wait_for
 from tests.plugins.faults import DatabaseOutage
 
 SIZE = 120_000
@@ -61,15 +59,6 @@ def outage_rig(
     database_outage.restore()
     rig.ctx.close()
     direct.dispose()
-
-
-def post_callback(base_url: str, simulator: SimulatorServer, sid: str, status: str) -> httpx.Response:
-    rec = simulator.recording(sid)
-    assert rec is not None
-    params = recording_status_params(rec, status=status, api_base_url=simulator.base_url)
-    return send_status_callback(
-        f"{base_url}/twilio/recording-status", auth_token=simulator.auth_token, params=params
-    )
 
 
 def test_webhook_answers_503_while_the_database_is_away_and_the_retried_callback_is_kept(

@@ -249,3 +249,39 @@ def test_an_object_replaced_between_upload_and_verify_is_fetched_again_before_an
     rig.drain()
     for rec in (same_size, shorter):
         rig.assert_kept_once(rec.sid)
+
+
+def test_an_abandoned_multipart_upload_of_the_same_recording_is_aborted_by_the_next_upload(
+    s3_rig: FaultRig,
+    s3_fault_proxy: S3FaultProxy,
+    s3_server: S3Server,
+    s3_bucket: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """What a worker killed mid-upload leaves behind (tests/faults/test_kill_s3.py kills one for real) is
+    cleaned up by the next upload of that recording; without the permission to list uploads, the upload still
+    succeeds and the leftover waits for the bucket's lifecycle rule."""
+    rig = s3_rig
+    client = s3_server.client()
+    cleaned, denied = (rig.simulator.add_recording(size_bytes=LARGE) for _ in range(2))
+    for rec in (cleaned, denied):
+        name = f"vault/{vault_key(rig.simulator, rec.sid)}"
+        upload = client.create_multipart_upload(Bucket=s3_bucket, Key=name, ChecksumAlgorithm="SHA256")
+        part = rec.media_bytes()[: 5 * 1024 * 1024]
+        client.upload_part(Bucket=s3_bucket, Key=name, UploadId=upload["UploadId"], PartNumber=1, Body=part)
+    leftover = f"vault/{vault_key(rig.simulator, denied.sid)}"
+
+    rig.queue(cleaned.sid)
+    assert rig.worker().run_once()
+    rig.assert_kept_once(cleaned.sid)
+    assert uploads_in_progress(s3_server, s3_bucket) == [leftover]
+
+    s3_fault_proxy.fail("list_uploads", status=403, code="AccessDenied")
+    rig.queue(denied.sid)
+    assert rig.worker().run_once()
+    rig.assert_kept_once(denied.sid)
+    assert uploads_in_progress(s3_server, s3_bucket) == [leftover]
+    assert any(
+        "listing of unfinished uploads" in r.getMessage() and "AccessDenied" in r.getMessage()
+        for r in caplog.records
+    )
