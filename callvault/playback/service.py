@@ -108,6 +108,66 @@ def issue_link(
     not (or no longer) in the vault. ``base_url`` (the web layer passes the request's base URL) is used for
     callvault's own ``/media`` URLs as :func:`link_base` says.
     """
+    grant, url, mode = _authorize(
+        ctx,
+        principal,
+        sid,
+        client_ip=client_ip,
+        user_agent=user_agent,
+        via=via,
+        ttl_seconds=ttl_seconds,
+        base_url=base_url,
+        now=now,
+        stream=False,
+    )
+    assert url is not None
+    return Link(url=url, expires_at=grant.expires_at, mode=mode)
+
+
+def stream_grant(
+    ctx: PlaybackContext,
+    principal: Principal,
+    sid: str,
+    *,
+    client_ip: str | None,
+    user_agent: str | None,
+    now: datetime | None = None,
+) -> signing.MediaGrant:
+    """Authorize ``principal`` to receive the bytes of ``sid`` in this very response, audited like a link
+    (``playback.issue`` with mode ``stream``).
+
+    For media elements requesting the permalink: a browser that followed a 302 sends its later Range
+    requests (seek, resume) to the redirect target, not back to the permalink, so a seconds-lived target
+    would break seeking. Streaming from the permalink keeps every request coming back through the check.
+    """
+    grant, _, _ = _authorize(
+        ctx,
+        principal,
+        sid,
+        client_ip=client_ip,
+        user_agent=user_agent,
+        via="permalink",
+        ttl_seconds=None,
+        base_url=None,
+        now=now,
+        stream=True,
+    )
+    return grant
+
+
+def _authorize(
+    ctx: PlaybackContext,
+    principal: Principal,
+    sid: str,
+    *,
+    client_ip: str | None,
+    user_agent: str | None,
+    via: str,
+    ttl_seconds: int | None,
+    base_url: str | None,
+    now: datetime | None,
+    stream: bool,
+) -> tuple[signing.MediaGrant, str | None, str]:
     if via not in VIAS:
         raise InvalidInput(f"via must be one of {', '.join(sorted(VIAS))}")
     settings = ctx.settings
@@ -131,7 +191,11 @@ def issue_link(
             size=rec.size_bytes if rec.size_bytes is not None else _stored_size(ctx, rec.storage_key),
             expires_at=expires_at,
         )
-        url, mode = _url_for(ctx, grant, ttl=ttl, base_url=base_url)
+        url: str | None = None
+        if stream:
+            mode = "stream"
+        else:
+            url, mode = _url_for(ctx, grant, ttl=ttl, base_url=base_url)
         detail: dict[str, Any] = {
             "via": via,
             "mode": mode,
@@ -148,7 +212,7 @@ def issue_link(
             detail=detail,
             now=now,
         )
-    return Link(url=url, expires_at=expires_at, mode=mode)
+    return grant, url, mode
 
 
 def _url_for(

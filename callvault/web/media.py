@@ -15,6 +15,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 
 from callvault.playback import signing
+from callvault.storage.base import Store
 from callvault.web.deps import ContextDep
 
 router = APIRouter()
@@ -58,6 +59,11 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
 def media(*, token: str, request: Request, ctx: ContextDep) -> Response:
     """Stream the object a valid, unexpired token names; 403 for anything else."""
     grant = signing.verify(ctx.secret_key, token, now=datetime.now(UTC))
+    return serve_grant(ctx.store, grant, request)
+
+
+def serve_grant(store: Store, grant: signing.MediaGrant, request: Request) -> Response:
+    """Answer ``request`` (GET or HEAD, with or without one Range) with the object ``grant`` names."""
     headers = {
         "Accept-Ranges": "bytes",
         "Content-Disposition": f'inline; filename="{grant.filename}"',
@@ -79,7 +85,7 @@ def media(*, token: str, request: Request, ctx: ContextDep) -> Response:
     if request.method == "HEAD" or grant.size == 0:
         return Response(status_code=status, headers=headers, media_type=grant.content_type)
     # Opening first surfaces a missing object as a 404 before any header is sent.
-    chunks = ctx.store.open(grant.key, start=start, end=end)
+    chunks = store.open(grant.key, start=start, end=end)
     first = next(chunks, b"")
 
     def body() -> Iterator[bytes]:

@@ -30,13 +30,31 @@ def test_every_request_to_a_permalink_is_a_new_audited_issuance(lite_vault: Vaul
     sid = lite_vault.seed(body=BODY)
     browser = lite_vault.login("lena@example.com")
     for _ in range(3):
-        seek = browser.get(f"/r/{sid}", headers={"Range": "bytes=1000-"})
-        assert seek.status_code == 302
-        assert (
-            lite_vault.client().get(seek.headers["location"], headers={"Range": "bytes=1000-"}).content
-            == BODY[1000:]
-        )
+        fetched = browser.get(f"/r/{sid}")
+        assert fetched.status_code == 302
+        assert lite_vault.client().get(fetched.headers["location"]).content == BODY
     assert len(lite_vault.audit("playback.issue")) == 3
+
+
+def test_a_media_elements_range_requests_are_streamed_by_the_permalink_itself(lite_vault: Vault) -> None:
+    # A player that followed a 302 would send its next Range request (seek, resume) to the seconds-lived
+    # target; streaming here keeps every one of them behind the access check, whatever the TTL.
+    sid = lite_vault.seed(body=BODY)
+    browser = lite_vault.login("lena@example.com")
+    for start in (0, 1000, 20000):
+        seek = browser.get(f"/r/{sid}", headers={"Range": f"bytes={start}-", "Sec-Fetch-Dest": "audio"})
+        assert seek.status_code == 206
+        assert seek.content == BODY[start:]
+        assert seek.headers["content-range"] == f"bytes {start}-{len(BODY) - 1}/{len(BODY)}"
+        assert seek.headers["cache-control"] == "private, no-store"
+        assert "location" not in seek.headers
+    whole = browser.get(f"/r/{sid}", headers={"Sec-Fetch-Dest": "audio"})
+    assert (whole.status_code, whole.content) == (200, BODY)
+    entries = lite_vault.audit("playback.issue")
+    assert len(entries) == 4 and {e.detail["mode"] for e in entries} == {"stream"}
+    stranger = lite_vault.client().get(f"/r/{sid}", headers={"Range": "bytes=0-", "Sec-Fetch-Dest": "audio"})
+    assert stranger.status_code == 401
+    assert len(lite_vault.audit("playback.issue")) == 4
 
 
 def test_an_unauthenticated_browser_is_sent_to_login_and_back(lite_vault: Vault) -> None:

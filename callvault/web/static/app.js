@@ -34,10 +34,11 @@ document.addEventListener("DOMContentLoaded", () => {
     });
   }
 
-  // The player's src is the permalink, which answers 302 to a URL that lives seconds. Chromium re-requests
-  // the URL it was redirected to (not the permalink) when a seek or resume needs new bytes, so after the
-  // TTL that request fails with a network error. Reload through the permalink (a fresh, audited link; the
-  // query string only defeats the browser's memory of the old redirect) and carry on where the listener was.
+  // The player's src is the permalink, which streams to media elements so every seek and resume comes back
+  // through the access check. Should a request still fail with a network error (a dropped connection, a
+  // proxy in between that turned the answer into a redirect to a seconds-lived URL), reload through the
+  // permalink (the query string defeats the browser's memory of an old redirect) and carry on where the
+  // listener was.
   const player = document.querySelector("audio[data-permalink]");
   if (player) {
     let wantPlaying = false;
