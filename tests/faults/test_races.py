@@ -41,13 +41,15 @@ def test_two_worker_processes_race_for_many_recordings_and_each_is_worked_once(
     s3_deployment: S3Deployment,
 ) -> None:
     dep = s3_deployment
-    recs = [dep.simulator.add_recording(size_bytes=30_000 + 1500 * i) for i in range(24)]
-    for rec in recs:
-        dep.queue(rec.sid)
     # A generous lease: this test is about claims, not takeovers (a loaded machine may stall a worker for a
     # couple of seconds, and a legitimate takeover would then look like concurrent work).
     env = {"CALLVAULT_LEASE_SECONDS": "30"}
     workers = [dep.worker("--concurrency", "2", env=env) for _ in range(2)]
+    for worker in workers:  # both polling before there is any work, so neither gets a head start
+        wait_for(lambda w=worker: "worker started" in w.logs(), what="the worker process to start")
+    recs = [dep.simulator.add_recording(size_bytes=30_000 + 1500 * i) for i in range(24)]
+    for rec in recs:
+        dep.queue(rec.sid)
     sids = [rec.sid for rec in recs]
     dep.wait_stored(sids)
     for worker in workers:
