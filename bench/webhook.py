@@ -43,6 +43,7 @@ class Outcome:
     elapsed: float
     p50_ms: float
     p99_ms: float
+    cpu_ms: float  # CPU time of the server processes per request
     rows: int | None  # rows counted afterwards (None for the baselines)
 
     @property
@@ -79,7 +80,10 @@ class Account:
         )
 
 
-def start_callvault(bench: Rig, account: Account, database_url: str, count: int, label: str) -> list[int]:
+def start_callvault(
+    bench: Rig, account: Account, database_url: str, count: int, label: str
+) -> tuple[list[int], list[int]]:
+    """``count`` serve processes on one database; returns their ports and pids."""
     env = {
         "CALLVAULT_TWILIO_ACCOUNT_SID": account.sid,
         "CALLVAULT_TWILIO_AUTH_TOKEN": account.token,
@@ -90,26 +94,34 @@ def start_callvault(bench: Rig, account: Account, database_url: str, count: int,
         "CALLVAULT_DATA_DIR": str(bench.dir / "data"),
         "CALLVAULT_SECRET_KEY": "bench-" + "k" * 40,
     }
-    ports = []
+    ports, pids = [], []
     for index in range(count):
         port = rig.free_port()
         proc = bench.callvault(f"serve-{label}-{index}", "serve", "--no-worker", "--port", str(port), env=env)
         rig.wait_http_ok(f"http://127.0.0.1:{port}/healthz", proc)
         ports.append(port)
-    return ports
+        pids.append(proc.pid)
+    return ports, pids
 
 
-def start_bare(bench: Rig) -> int:
+def start_bare(bench: Rig) -> tuple[int, int]:
     port = rig.free_port()
     argv = [rig.PYTHON, "-m", "uvicorn", "--app-dir", str(rig.REPO_ROOT / "bench"), "bare_app:app"]
     proc = bench.start("bare", [*argv, "--port", str(port), "--no-access-log", "--log-level", "warning"])
     rig.wait_log_or_port(proc, port)
-    return port
+    return port, proc.pid
 
 
 def measure(
-    name: str, ports: list[int], build: Callable[[int], bytes], args: argparse.Namespace, *, ok: int
+    name: str,
+    ports: list[int],
+    pids: list[int],
+    build: Callable[[int], bytes],
+    args: argparse.Namespace,
+    *,
+    ok: int,
 ) -> tuple[Outcome, int]:
+    cpu = sum(rig.tree_cpu_seconds(pid) for pid in pids)
     samples = loadgen.drive(
         [("127.0.0.1", port) for port in ports],
         build,
@@ -117,6 +129,7 @@ def measure(
         processes=args.clients,
         connections=args.connections,
     )
+    cpu = sum(rig.tree_cpu_seconds(pid) for pid in pids) - cpu
     good = [s for s in samples if s.status == ok]
     if len(good) != len(samples):
         statuses = sorted({s.status for s in samples})
@@ -130,6 +143,7 @@ def measure(
         elapsed,
         rig.percentile(latencies, 50),
         rig.percentile(latencies, 99),
+        cpu / len(samples) * 1000,
         None,
     )
     return outcome, len(good)
@@ -150,23 +164,21 @@ def main(argv: list[str] | None = None) -> int:
     outcomes: list[Outcome] = []
     with Rig("webhook") as bench:
         account = Account()
-        bare_port = start_bare(bench)
-        outcomes.append(
-            measure("bare Starlette app, 204 (baseline)", [bare_port], account.callback, args, ok=204)[0]
-        )
+        bare_port, bare_pid = start_bare(bench)
+        name = "bare Starlette app, 204 (baseline)"
+        outcomes.append(measure(name, [bare_port], [bare_pid], account.callback, args, ok=204)[0])
         health_db = rig.fresh_database(bench, "sqlite")
-        health_ports = start_callvault(bench, account, health_db, 1, "health")
+        health_ports, health_pids = start_callvault(bench, account, health_db, 1, "health")
         health = loadgen.render("GET", "/healthz", host="vault.bench.invalid")
-        outcomes.append(
-            measure("callvault GET /healthz (baseline)", health_ports, lambda i: health, args, ok=200)[0]
-        )
+        name = "callvault GET /healthz (baseline)"
+        outcomes.append(measure(name, health_ports, health_pids, lambda i: health, args, ok=200)[0])
         for kind in ("sqlite", "postgres"):
             for processes in (1, 2):
                 account = Account()  # new SIDs, new database: every accepted callback is a new row
                 database_url = rig.fresh_database(bench, kind)
-                ports = start_callvault(bench, account, database_url, processes, f"{kind}{processes}")
+                ports, pids = start_callvault(bench, account, database_url, processes, f"{kind}{processes}")
                 name = f"callvault webhook, {kind}, {processes} web process{'es' if processes > 1 else ''}"
-                outcome, accepted = measure(name, ports, account.callback, args, ok=204)
+                outcome, accepted = measure(name, ports, pids, account.callback, args, ok=204)
                 rows = count_rows(database_url)
                 if rows != accepted:
                     raise BenchError(f"{name}: {accepted} callbacks accepted but {rows} rows stored")
@@ -191,11 +203,12 @@ def report(outcomes: list[Outcome], args: argparse.Namespace) -> None:
             f"{o.per_second:.0f}",
             f"{o.p50_ms:.1f}",
             f"{o.p99_ms:.1f}",
+            f"{o.cpu_ms:.2f}",
             "-" if o.rows is None else f"{o.rows}/{o.accepted}",
         )
         for o in outcomes
     ]
-    columns = ["endpoint", "requests", "accepted/s", "p50 ms", "p99 ms", "rows/accepted"]
+    columns = ["endpoint", "requests", "accepted/s", "p50 ms", "p99 ms", "server CPU ms/req", "rows/accepted"]
     console.print(rig.table("Webhook (same run, loopback)", columns, rows))
     console.print(
         f"Load: {args.clients} client processes x {args.connections} keep-alive connections, closed loop. "
