@@ -20,7 +20,8 @@ from callvault.pipeline.worker import Worker
 from callvault.runtime import audit_twilio_delete
 from callvault.storage.base import PutResult, Store
 from callvault.twilio.simulator.server import SimulatorServer
-from tests.faults.conftest import AppServer, FaultRig, kinds, make_rig, post_callback, settings_for, wait_for
+from tests.faults.deployment import AppServer, post_callback
+from tests.faults.rig import FaultRig, kinds, make_rig, settings_for, wait_for
 from tests.plugins.faults import DatabaseOutage
 
 SIZE = 120_000

@@ -9,7 +9,8 @@ import signal
 
 import pytest
 
-from tests.faults.conftest import S3Deployment, kinds
+from tests.faults.deployment import S3Deployment
+from tests.faults.rig import kinds
 
 SMALL = 300_000
 LARGE = 12 * 1024 * 1024  # the mid_upload failpoint fires ~10 MiB in: one 5 MiB part sent, the next buffered

@@ -15,16 +15,8 @@ from callvault.pipeline.worker import Worker
 from callvault.runtime import audit_twilio_delete
 from callvault.twilio.simulator.server import SimulatorServer
 from callvault.twilio.simulator.state import Event
-from tests.faults.conftest import (
-    AppServer,
-    FaultRig,
-    S3Deployment,
-    kinds,
-    make_rig,
-    post_callback,
-    settings_for,
-    wait_for,
-)
+from tests.faults.deployment import AppServer, S3Deployment, post_callback
+from tests.faults.rig import FaultRig, kinds, make_rig, settings_for, wait_for
 
 STORED_LINE = re.compile(r"recording (RE[0-9a-f]{32}): in the vault, verified")
 

@@ -13,7 +13,7 @@ import pytest
 from callvault.storage.base import PutResult, Store
 from callvault.storage.factory import open_store
 from callvault.twilio.simulator.server import SimulatorServer
-from tests.faults.conftest import FaultRig, make_rig, s3_store_via, settings_for, vault_key
+from tests.faults.rig import FaultRig, make_rig, s3_store_via, settings_for, vault_key
 from tests.plugins.faults import S3FaultProxy, TcpProxy
 from tests.plugins.s3 import S3Server
 

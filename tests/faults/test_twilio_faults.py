@@ -4,7 +4,7 @@ holds a complete, verified copy of Twilio's exact bytes."""
 
 from __future__ import annotations
 
-from tests.faults.conftest import FaultRig, kinds
+from tests.faults.rig import FaultRig, kinds
 
 SIZE = 200_000  # four 64 KiB chunks: a reset (after a third) and a truncation (after half) cut mid-body
 
