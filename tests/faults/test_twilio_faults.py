@@ -211,3 +211,37 @@ def test_many_recordings_under_a_random_twilio_fail_rate_are_all_kept_exactly_on
         events = rig.simulator.events(sid=rec.sid)
         [delete] = [e for e in events if e.kind == "delete" and e.status == 204]
         assert delete.seq == max(e.seq for e in events if e.kind in ("media", "delete"))
+
+
+def test_a_recording_deleted_at_twilio_by_someone_else_before_the_confirmation_is_kept_as_stored(
+    file_rig: FaultRig,
+) -> None:
+    """Nothing is left at Twilio to compare the verified copy with, or to delete: the vault copy is what
+    remains, recorded as stored with the deletion noted as already done."""
+    rig = file_rig
+    rec = rig.simulator.add_recording(size_bytes=SIZE)
+    store = rig.ctx.store
+    original_stat = store.stat
+
+    def stat_then_gone_at_twilio(key: str) -> object:
+        found = original_stat(key)
+        rig.simulator.state.delete(rec.sid)  # e.g. an operator in Twilio's console, right after our verify
+        return found
+
+    store.stat = stat_then_gone_at_twilio  # type: ignore[method-assign]
+    rig.queue(rec.sid)
+    assert rig.worker().run_once()
+    row = rig.row(rec.sid)
+    assert (row.status, row.stage, row.sha256) == ("stored", "done", rec.sha256("wav"))
+    assert rig.stored(rec.sid) == rec.media_bytes()
+    assert fetch_events(rig, rec.sid) == [
+        ("metadata", 200, None),
+        ("media", 200, None),
+        ("media", 404, None),
+        ("metadata", 404, None),
+        ("delete", 404, None),
+    ]
+    [entry] = rig.audit(rec.sid)
+    assert entry.detail == {"already_gone": True}
+    assert rig.witness.early == []
+    assert rig.witness.deletions[rec.sid] == 2  # the operator's, and callvault's own, answered 404
