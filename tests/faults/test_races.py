@@ -16,6 +16,7 @@ import pytest
 from callvault.pipeline.worker import Worker
 from callvault.runtime import audit_twilio_delete
 from callvault.storage.base import PutResult, Store
+from callvault.twilio.gateway import TwilioGateway
 from callvault.twilio.simulator.server import SimulatorServer
 from callvault.twilio.simulator.state import Event
 from tests.faults.deployment import AppServer, S3Deployment, post_callback
@@ -74,6 +75,9 @@ def test_a_lease_taken_over_from_a_merely_slow_worker_makes_it_lose_every_write_
         tmp_path, database_url, simulator, lease_seconds=2, worker_poll_seconds=0.1, retry_base_seconds=0.2
     )
     rig = make_rig(settings=settings, simulator=simulator)
+    # The rig's gateway gives up on a body silent for 5 s; this slow body pauses longer than that.
+    rig.ctx.gateway.close()
+    rig.ctx.gateway = TwilioGateway(simulator.twilio_account(), timeout_seconds=30, max_media_bytes=2**24)
     try:
         lease_taken_over(rig, simulator, caplog)
     finally:
