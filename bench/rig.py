@@ -144,7 +144,10 @@ class Rig:
 def base_env() -> dict[str, str]:
     """This environment without any CALLVAULT_/AWS_ setting (each process gets exactly what it is given)."""
     base = {k: v for k, v in os.environ.items() if not k.startswith(("CALLVAULT_", "AWS_"))}
-    base["PYTHONPATH"] = str(REPO_ROOT)
+    # CALLVAULT_BENCH_EXTRA_PATH: extra import paths for the processes under test, to measure a candidate
+    # dependency (e.g. uvloop/httptools installed with `pip install --target DIR`) before adopting it.
+    extra = os.environ.get("CALLVAULT_BENCH_EXTRA_PATH")
+    base["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), *([extra] if extra else [])])
     return base
 
 
