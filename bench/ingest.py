@@ -257,12 +257,12 @@ def main(argv: list[str] | None = None) -> int:
 
         return soak.main(quick=args.quick)
     cases = (
-        [Case("small", 40, 1 * MB), Case("large", 1, 100 * MB)]
+        [Case("small", 30, 1 * MB), Case("large", 1, 50 * MB)]
         if args.quick
         else [Case("small", 200, 1 * MB), Case("large", 1, 500 * MB)]
     )
     if args.latency_ms:
-        cases.append(Case("small", 30 if args.quick else 200, 1 * MB, latency_ms=args.latency_ms))
+        cases.append(Case("small", 20 if args.quick else 200, 1 * MB, latency_ms=args.latency_ms))
     console.print(f"[bold]bench/ingest.py[/bold] on {rig.machine()}; {rig.load_average()}")
     results: list[Result] = []
     with Rig("ingest") as bench:

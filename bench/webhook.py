@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=8, help="keep-alive connections per client")
     args = parser.parse_args(argv)
     if args.requests is None:
-        args.requests = 1500 if args.quick else 6000
+        args.requests = 800 if args.quick else 6000
     console.print(f"[bold]bench/webhook.py[/bold] on {rig.machine()}; {rig.load_average()}")
     outcomes: list[Outcome] = []
     with Rig("webhook") as bench:
