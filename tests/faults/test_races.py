@@ -52,17 +52,19 @@ def test_two_worker_processes_race_for_many_recordings_and_each_is_worked_once(
         assert worker.terminate() == 0, worker.logs()
 
     dep.witness.assert_custody_held()
-    stored_by = [set(STORED_LINE.findall(worker.logs())) for worker in workers]
-    assert stored_by[0] and stored_by[1], "both processes must have taken part in the race"
+    logs = [worker.logs() for worker in workers]
+    stored_by = [set(STORED_LINE.findall(log)) for log in logs]
+    assert stored_by[0] and stored_by[1], f"both processes must have taken part in the race:\n{logs}"
     assert stored_by[0].isdisjoint(stored_by[1]) and stored_by[0] | stored_by[1] == set(sids)
     for rec in recs:
         row = dep.row(rec.sid)
-        assert (row.attempts, row.sha256) == (1, rec.sha256("wav"))
+        events = dep.simulator.events(sid=rec.sid)
+        context = (rec.sid, kinds(events), dep.puts(rec.sid), row.last_error)
+        assert (row.attempts, row.sha256) == (1, rec.sha256("wav")), context
         assert dep.stored(rec.sid) == rec.media_bytes()
         assert dep.witness.deletions[rec.sid] == 1
-        assert [r.status for r in dep.puts(rec.sid)] == [200]  # uploaded once
-        events = dep.simulator.events(sid=rec.sid)
-        assert [e.kind for e in events] == ["metadata", "media", "media", "delete"]
+        assert [r.status for r in dep.puts(rec.sid)] == [200], context  # uploaded once
+        assert [e.kind for e in events] == ["metadata", "media", "media", "delete"], context
         assert_one_at_a_time([e for e in events if e.kind == "media"])
 
 

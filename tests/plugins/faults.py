@@ -174,6 +174,11 @@ class S3Fault:
         return "reset" if self.reset else f"{self.status} {self.code}"
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 128  # several worker processes connect at once (the default backlog is 5)
+    daemon_threads = True
+
+
 @dataclass
 class S3FaultProxy:
     upstream: str  # http://127.0.0.1:port of the S3 server
@@ -301,8 +306,7 @@ class S3FaultProxy:
 
             do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _relay  # noqa: N815
 
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        server.daemon_threads = True
+        server = _Server(("127.0.0.1", 0), Handler)
         self._server = server
         threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         return self
