@@ -211,7 +211,10 @@ class Transfer:
     # -- delete at Twilio ---------------------------------------------------------------------------
     def _delete_at_twilio(self, *, check_first: bool) -> None:
         sid, account = self.claim.sid, self.claim.account_sid
-        self.lease.renew()  # the lease must outlive the DELETE: no other worker can start on it meanwhile
+        if check_first:
+            # The lease must outlive the DELETE so no other worker starts on it meanwhile; on the straight
+            # path the delete_twilio stage write just extended it.
+            self.lease.renew()
         if check_first and self.ctx.gateway.fetch_metadata(account, sid) is None:
             deleted_now = False
         else:
