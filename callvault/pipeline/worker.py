@@ -149,6 +149,10 @@ class Worker:
             self._release(claim)
         except LeaseLost:
             log.warning("recording %s: lease lost; another worker carries on", claim.sid)
+        except Unavailable:
+            # The database went away mid-attempt: no outcome can be written now. The lease lapses and the
+            # recording resumes from its last recorded stage once the database is back.
+            log.warning("recording %s: database unavailable; the attempt resumes after its lease", claim.sid)
         except Exception as exc:
             log.exception("recording %s: unexpected error", claim.sid)
             self._retry(lease, claim, RetryLater(f"internal error: {type(exc).__name__}"))
