@@ -22,10 +22,33 @@ def postgres_base_url() -> str | None:
     return url or None
 
 
+@pytest.fixture(scope="session")
+def postgres_template() -> Iterator[str | None]:
+    """A migrated PostgreSQL database made once per session; each test copies it (CREATE DATABASE …
+    TEMPLATE), which is much faster than migrating a new database every time."""
+    base = postgres_base_url()
+    if base is None:
+        yield None
+        return
+    name = f"cv_tmpl_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    db = Database(_database_url(base, name))
+    upgrade(db)
+    db.dispose()  # a template must have no open connections when it is copied
+    try:
+        yield name
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh, empty, migrated database URL: SQLite in tmp_path, or a new schema-less database on the
-    PostgreSQL server named by CALLVAULT_TEST_DATABASE_URL (created and dropped per test)."""
+    """A fresh, empty, migrated database URL: SQLite in tmp_path, or a new database on the PostgreSQL
+    server named by CALLVAULT_TEST_DATABASE_URL (a copy of the session's migrated template, dropped after)."""
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'callvault.db'}"
         db = Database(url)
@@ -36,20 +59,21 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     base = postgres_base_url()
     if base is None:
         pytest.skip(f"PostgreSQL half skipped: set {PG_ENV}=postgresql+psycopg://… to run it")
-    yield from _fresh_postgres(base)
+    template = request.getfixturevalue("postgres_template")
+    yield from _fresh_postgres(base, template)
 
 
-def _fresh_postgres(base: str) -> Iterator[str]:
+def _database_url(base: str, name: str) -> str:
+    return base.rsplit("/", 1)[0] + "/" + name
+
+
+def _fresh_postgres(base: str, template: str) -> Iterator[str]:
     name = f"cv_test_{uuid.uuid4().hex[:12]}"
     admin = create_engine(base, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = base.rsplit("/", 1)[0] + "/" + name
-    db = Database(url)
-    upgrade(db)
-    db.dispose()
+        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
     try:
-        yield url
+        yield _database_url(base, name)
     finally:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
