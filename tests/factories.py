@@ -37,3 +37,25 @@ def make_context(
         secret_key=settings.load_secret_key(),
         auth_tokens={account.account_sid: account.auth_token},
     )
+
+
+def process_env(*, tmp_path: Path, database_url: str, storage_url: str, simulator: Any) -> dict[str, str]:
+    """The environment of a real ``callvault`` process against ``simulator``: API-key credentials, short
+    leases and fast retries, so crash and fault tests finish in seconds."""
+    return {
+        "CALLVAULT_DATA_DIR": str(tmp_path / "data"),
+        "CALLVAULT_DATABASE_URL": database_url,
+        "CALLVAULT_STORAGE_URL": storage_url,
+        "CALLVAULT_SECRET_KEY": "process-secret-" + "k" * 40,
+        "CALLVAULT_TWILIO_ACCOUNT_SID": simulator.account_sid,
+        "CALLVAULT_TWILIO_AUTH_TOKEN": simulator.auth_token,
+        "CALLVAULT_TWILIO_API_KEY_SID": simulator.api_key_sid,
+        "CALLVAULT_TWILIO_API_KEY_SECRET": simulator.api_key_secret,
+        "CALLVAULT_TWILIO_API_BASE_URL": simulator.base_url,
+        "CALLVAULT_PUBLIC_URL": "http://127.0.0.1:9",
+        "CALLVAULT_LEASE_SECONDS": "2",
+        "CALLVAULT_WORKER_POLL_SECONDS": "0.1",
+        "CALLVAULT_RETRY_BASE_SECONDS": "0.2",
+        "CALLVAULT_RETRY_MAX_SECONDS": "1",
+        "CALLVAULT_LOG_LEVEL": "INFO",
+    }

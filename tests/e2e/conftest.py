@@ -14,6 +14,7 @@ from callvault.db.models import Recording
 from callvault.db.recordings import get_recording
 from callvault.twilio.simulator.server import SimulatorServer
 from tests.custody import CustodyWitness
+from tests.factories import process_env
 from tests.plugins.processes import CallvaultProcess, free_port
 
 
@@ -79,23 +80,9 @@ def deployment(
         matches = list(store_root.rglob(f"{sid}.wav"))
         return matches[0].read_bytes() if matches else None
 
-    env = {
-        "CALLVAULT_DATA_DIR": str(tmp_path / "data"),
-        "CALLVAULT_DATABASE_URL": database_url,
-        "CALLVAULT_STORAGE_URL": f"file://{store_root}",
-        "CALLVAULT_SECRET_KEY": "e2e-secret-" + "k" * 40,
-        "CALLVAULT_TWILIO_ACCOUNT_SID": simulator.account_sid,
-        "CALLVAULT_TWILIO_AUTH_TOKEN": simulator.auth_token,
-        "CALLVAULT_TWILIO_API_KEY_SID": simulator.api_key_sid,
-        "CALLVAULT_TWILIO_API_KEY_SECRET": simulator.api_key_secret,
-        "CALLVAULT_TWILIO_API_BASE_URL": simulator.base_url,
-        "CALLVAULT_PUBLIC_URL": "http://127.0.0.1:9",
-        "CALLVAULT_LEASE_SECONDS": "2",
-        "CALLVAULT_WORKER_POLL_SECONDS": "0.1",
-        "CALLVAULT_RETRY_BASE_SECONDS": "0.2",
-        "CALLVAULT_RETRY_MAX_SECONDS": "1",
-        "CALLVAULT_LOG_LEVEL": "INFO",
-    }
+    env = process_env(
+        tmp_path=tmp_path, database_url=database_url, storage_url=f"file://{store_root}", simulator=simulator
+    )
     witness = CustodyWitness(simulator, read_stored).install()
     deployment = Deployment(
         tmp_path=tmp_path,

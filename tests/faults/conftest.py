@@ -10,6 +10,7 @@ import pytest
 from callvault.db.database import Database
 from callvault.twilio.simulator.server import SimulatorServer
 from tests.custody import CustodyWitness
+from tests.factories import process_env
 from tests.faults.deployment import S3Deployment
 from tests.faults.rig import FaultRig, make_rig, read_object, s3_store_via, settings_for, vault_key
 from tests.plugins.faults import S3FaultProxy
@@ -64,26 +65,17 @@ def s3_deployment(
     callvault_processes: list[CallvaultProcess],
 ) -> Iterator[S3Deployment]:
     env = {
-        "CALLVAULT_DATA_DIR": str(tmp_path / "data"),
-        "CALLVAULT_DATABASE_URL": database_url,
-        "CALLVAULT_STORAGE_URL": f"s3://{s3_bucket}/vault",
+        **process_env(
+            tmp_path=tmp_path,
+            database_url=database_url,
+            storage_url=f"s3://{s3_bucket}/vault",
+            simulator=simulator,
+        ),
         "CALLVAULT_S3_ENDPOINT_URL": s3_fault_proxy.endpoint_url,
         "CALLVAULT_S3_PART_SIZE_MB": "5",
         "AWS_ACCESS_KEY_ID": s3_server.access_key_id,
         "AWS_SECRET_ACCESS_KEY": s3_server.secret_access_key,
         "AWS_DEFAULT_REGION": s3_server.region,
-        "CALLVAULT_SECRET_KEY": "faults-secret-" + "k" * 40,
-        "CALLVAULT_TWILIO_ACCOUNT_SID": simulator.account_sid,
-        "CALLVAULT_TWILIO_AUTH_TOKEN": simulator.auth_token,
-        "CALLVAULT_TWILIO_API_KEY_SID": simulator.api_key_sid,
-        "CALLVAULT_TWILIO_API_KEY_SECRET": simulator.api_key_secret,
-        "CALLVAULT_TWILIO_API_BASE_URL": simulator.base_url,
-        "CALLVAULT_PUBLIC_URL": "http://127.0.0.1:9",
-        "CALLVAULT_LEASE_SECONDS": "2",
-        "CALLVAULT_WORKER_POLL_SECONDS": "0.1",
-        "CALLVAULT_RETRY_BASE_SECONDS": "0.2",
-        "CALLVAULT_RETRY_MAX_SECONDS": "1",
-        "CALLVAULT_LOG_LEVEL": "INFO",
     }
     view = s3_store_via(s3_server, s3_bucket)
     witness = CustodyWitness(simulator, lambda sid: read_object(view, vault_key(simulator, sid))).install()
