@@ -24,6 +24,15 @@ def audit_actions(db: Database) -> list[tuple[str, str, dict[str, object] | None
         ]
 
 
+def log_in(db: Database, cfg: Settings, email: str, *, now: datetime) -> str:
+    """The raw session token of a successful login."""
+    with db.write() as session:
+        _, raw = sessions.login(
+            session, email=email, password=PASSWORD, client_ip=None, user_agent=None, settings=cfg, now=now
+        )
+    return raw
+
+
 def test_add_user_normalises_the_email_scopes_accounts_and_audits_without_the_password(db: Database) -> None:
     with db.write() as session:
         user = users.add_user(
@@ -88,16 +97,7 @@ def test_disable_user_ends_sessions_is_audited_once_and_can_be_undone(
 ) -> None:
     make_user("carol@example.com")
     now = datetime.now(UTC)
-    with db.write() as session:
-        _, raw = sessions.login(
-            session,
-            email="carol@example.com",
-            password=PASSWORD,
-            client_ip=None,
-            user_agent=None,
-            settings=cfg,
-            now=now,
-        )
+    raw = log_in(db, cfg, "carol@example.com", now=now)
     with db.write() as session:
         assert users.disable_user(session, "carol@example.com", actor="root@example.com").disabled is True
     with db.write() as session:
@@ -122,16 +122,7 @@ def test_set_password_replaces_the_old_one_and_ends_sessions(
 ) -> None:
     make_user("dave@example.com")
     now = datetime.now(UTC)
-    with db.write() as session:
-        _, raw = sessions.login(
-            session,
-            email="dave@example.com",
-            password=PASSWORD,
-            client_ip=None,
-            user_agent=None,
-            settings=cfg,
-            now=now,
-        )
+    raw = log_in(db, cfg, "dave@example.com", now=now)
     with db.write() as session:
         users.set_password(session, email="dave@example.com", password="a brand new passphrase", actor="ops")
     with db.read() as session:
