@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Request, Response
+from starlette.concurrency import run_in_threadpool
 
 from callvault.context import Context
 from callvault.errors import InvalidInput, SignatureInvalid
@@ -59,8 +60,6 @@ async def recording_status(request: Request, ctx: ContextDep) -> Response:
         params, api_base_url=ctx.settings.twilio_api_base_url, accounts=frozenset(ctx.auth_tokens)
     )
     # The insert is short; run it off the event loop so a busy database never stalls other requests.
-    from starlette.concurrency import run_in_threadpool
-
     result = await run_in_threadpool(record_status_callback, ctx.db, callback, now=datetime.now(UTC))
     log.info("recording %s %s: %s", callback.recording_sid, callback.status, result.value)
     return Response(status_code=204)
